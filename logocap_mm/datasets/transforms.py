@@ -1,0 +1,190 @@
+"""Test-time resize that reproduces the LOGO-CAP reference exactly (spec §2.1).
+
+The reference (HigherHRNet's ``get_multi_scale_size`` + ``get_affine_transform`` at scale 1)
+scales the short side of the original image to ``S`` and the long side to
+``int((S / short * long + 63) // 64 * 64)``. For a non-integer ``S / short * long`` that is
+*not* a ceil to a multiple of 64 (500x333 at S=256: 384.38 -> 384, MMPose's
+``BottomupResize`` gives 448). The image centre ``(int(w/2 + 0.5), int(h/2 + 0.5))`` is mapped
+to the canvas centre by one isotropic affine warp (bilinear, constant-0 border).
+
+Frames: **O** original image pixels, **I** network input canvas (stride 1), both (x, y).
+"""
+from typing import Dict, Optional, Sequence, Tuple, Union
+
+import cv2
+import numpy as np
+from mmcv.transforms import BaseTransform
+from mmpose.registry import TRANSFORMS
+
+__all__ = ['LogoCapResize', 'reference_resize_params', 'reference_warp_matrix']
+
+_ROUND_MODES = ('reference', 'ceil')
+
+
+def _round_to_factor(x: float, factor: int, round_mode: str) -> int:
+    """Round a length up to a multiple of ``factor`` the reference's way or as a true ceil.
+
+    ``'reference'``: ``int((x + factor - 1) // factor * factor)`` (float floor division; a
+    ceil only for integer ``x``). ``'ceil'``: ``int(ceil(x / factor) * factor)``.
+    """
+    if round_mode == 'reference':
+        return int((x + factor - 1) // factor * factor)
+    return int(np.ceil(x / factor) * factor)
+
+
+def reference_resize_params(img_wh: Tuple[int, int],
+                            input_size: int,
+                            size_factor: int = 64,
+                            round_mode: str = 'reference'):
+    """Canvas size, centre and scale of the reference test resize (scale factor 1).
+
+    Args:
+        img_wh: original image (width, height) in O pixels.
+        input_size: target short side ``S``.
+        size_factor: canvas sides are multiples of it (64 in the reference).
+        round_mode: ``'reference'`` or ``'ceil'`` (see :func:`_round_to_factor`).
+
+    Returns:
+        tuple: ``(size_wh, center, scale)``: canvas (W_I, H_I) ints; ``center`` (2,) float64 in O
+        pixels (integers, ``int(w/2 + 0.5)``); ``scale`` (2,) float64 in units of 200 px per axis,
+        exactly as the reference's ``meta['scale']``.
+    """
+    w, h = int(img_wh[0]), int(img_wh[1])
+    center = np.array([int(w / 2.0 + 0.5), int(h / 2.0 + 0.5)], dtype=np.float64)
+    short = _round_to_factor(input_size, size_factor, round_mode)
+    if w < h:
+        w_resized = short
+        h_resized = _round_to_factor(short / w * h, size_factor, round_mode)
+        scale_w = w / 200.0
+        scale_h = h_resized / w_resized * w / 200.0
+    else:
+        h_resized = short
+        w_resized = _round_to_factor(short / h * w, size_factor, round_mode)
+        scale_h = h / 200.0
+        scale_w = w_resized / h_resized * h / 200.0
+    return (w_resized, h_resized), center, np.array([scale_w, scale_h])
+
+
+def reference_warp_matrix(center: np.ndarray, scale: np.ndarray,
+                          size_wh: Tuple[int, int], inv: bool = False) -> np.ndarray:
+    """The reference's ``get_affine_transform(center, scale, 0, size_wh, inv=inv)``.
+
+    Isotropic (only ``scale[0]`` is used): O-pixel ``center`` maps to the canvas centre
+    (W/2, H/2) and a length of ``200 * scale[0]`` O pixels maps to ``W`` I pixels. The three
+    point pairs are built in float32, as the reference does, and solved by
+    ``cv2.getAffineTransform`` (float64 result), so the matrix is bit-identical.
+
+    Returns:
+        (2, 3) float64 matrix, O -> I (or I -> O when ``inv``).
+    """
+    src_w = np.float64(scale[0]) * 200.0
+    dst_w, dst_h = size_wh
+    src = np.zeros((3, 2), dtype=np.float32)
+    dst = np.zeros((3, 2), dtype=np.float32)
+    src[0, :] = center
+    src[1, :] = center + np.array([0.0, src_w * -0.5])
+    dst[0, :] = [dst_w * 0.5, dst_h * 0.5]
+    dst[1, :] = np.array([dst_w * 0.5, dst_h * 0.5]) + np.array([0.0, dst_w * -0.5])
+    for pts in (src, dst):
+        d = pts[0, :] - pts[1, :]
+        pts[2, :] = pts[1, :] + np.array([-d[1], d[0]], dtype=np.float32)
+    if inv:
+        return cv2.getAffineTransform(dst, src)
+    return cv2.getAffineTransform(src, dst)
+
+
+@TRANSFORMS.register_module()
+class LogoCapResize(BaseTransform):
+    """Drop-in for MMPose's ``BottomupResize`` in test pipelines, reproducing the reference.
+
+    Required keys: ``img`` (H_O, W_O, 3) uint8 (any channel order; channels are warped
+    independently). Modified keys: ``img`` (H_I, W_I, 3), ``img_shape`` (H_I, W_I).
+    Added keys: ``input_size`` (W_I, H_I), ``input_center`` (2,) float32 O pixels,
+    ``input_scale`` (2,) float32 O pixels, ``warp_mat`` (2, 3) float64 O -> I, ``aug_scale`` None.
+
+    ``BottomupPoseEstimator.add_pred_to_datasample`` maps I keypoints back with
+    ``k / input_size * input_scale + input_center - 0.5 * input_scale``; with
+    ``input_scale = 200 * scale[0] * (1, H_I / W_I)`` this equals the reference's
+    ``affine_I2O`` (x_O = a (x_I - W_I/2) + c_x, a = 200 scale[0] / W_I, same for y).
+
+    Args:
+        input_size (int | tuple[int, int]): target short side ``S``; a ``(w, h)`` tuple is
+            accepted for compatibility with ``BottomupResize`` configs if ``w == h``.
+        size_factor (int): canvas sides are multiples of it. Defaults to 64 (reference).
+        round_mode (str): ``'reference'`` (default; ``int((x + 63) // 64 * 64)``) or ``'ceil'``.
+        resize_mode (str): only ``'expand'`` (short side to S), kept for drop-in configs.
+        pad_val (int | tuple): border value of the warp. Defaults to 0 (reference).
+        aug_scales: only ``None`` (no multi-scale test in the reference).
+        use_udp (bool): only ``False``.
+    """
+
+    def __init__(self,
+                 input_size: Union[int, Sequence[int]],
+                 size_factor: int = 64,
+                 round_mode: str = 'reference',
+                 resize_mode: str = 'expand',
+                 pad_val: Union[int, Sequence[int]] = (0, 0, 0),
+                 aug_scales: Optional[Sequence[float]] = None,
+                 use_udp: bool = False):
+        super().__init__()
+        if isinstance(input_size, (tuple, list)):
+            if len(input_size) != 2 or int(input_size[0]) != int(input_size[1]):
+                raise ValueError(
+                    'LogoCapResize: input_size must be an int (short side S) or a square '
+                    f'(S, S) tuple, got {input_size!r}')
+            input_size = input_size[0]
+        if isinstance(input_size, bool) or not isinstance(input_size, (int, np.integer)) \
+                or input_size <= 0:
+            raise ValueError(
+                f'LogoCapResize: input_size must be a positive int, got {input_size!r}')
+        if isinstance(size_factor, bool) or not isinstance(size_factor, (int, np.integer)) \
+                or size_factor <= 0:
+            raise ValueError(
+                f'LogoCapResize: size_factor must be a positive int, got {size_factor!r}')
+        if round_mode not in _ROUND_MODES:
+            raise ValueError(f'LogoCapResize: round_mode must be one of {_ROUND_MODES}, '
+                             f'got {round_mode!r}')
+        if resize_mode != 'expand':
+            raise ValueError("LogoCapResize: resize_mode must be 'expand' (short side to "
+                             f'input_size), got {resize_mode!r}')
+        if aug_scales:
+            raise ValueError('LogoCapResize: aug_scales must be None (multi-scale test is '
+                             f'not supported), got {aug_scales!r}')
+        if use_udp:
+            raise ValueError('LogoCapResize: use_udp must be False (the reference warp is '
+                             'not UDP)')
+        self.input_size = int(input_size)
+        self.size_factor = int(size_factor)
+        self.round_mode = round_mode
+        self.resize_mode = resize_mode
+        self.pad_val = pad_val
+
+    def transform(self, results: Dict) -> Dict:
+        img = results['img']
+        if not isinstance(img, np.ndarray) or img.ndim not in (2, 3):
+            raise ValueError('LogoCapResize: results["img"] must be an (H, W[, C]) numpy array, '
+                             f'got {type(img).__name__}')
+        h, w = img.shape[:2]
+        size_wh, center, scale = reference_resize_params(
+            (w, h), self.input_size, self.size_factor, self.round_mode)
+        warp_mat = reference_warp_matrix(center, scale, size_wh)
+        pad = self.pad_val
+        if isinstance(pad, (tuple, list)):
+            pad = tuple(float(v) for v in pad)
+        results['img'] = cv2.warpAffine(
+            img, warp_mat, size_wh, flags=cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_CONSTANT, borderValue=pad)
+        w_i, h_i = size_wh
+        src_w = scale[0] * 200.0
+        results['img_shape'] = (h_i, w_i)
+        results['input_size'] = (w_i, h_i)
+        results['input_center'] = center.astype(np.float32)
+        results['input_scale'] = np.array([src_w, src_w * h_i / w_i], dtype=np.float32)
+        results['warp_mat'] = warp_mat
+        results['aug_scale'] = None
+        return results
+
+    def __repr__(self) -> str:
+        return (f'{self.__class__.__name__}(input_size={self.input_size}, '
+                f'size_factor={self.size_factor}, round_mode={self.round_mode!r}, '
+                f'pad_val={self.pad_val!r})')
