@@ -1,0 +1,26 @@
+# logocap_mm developer entry points. Both targets create .venv from tools/install_env.sh
+# when it is missing (a second run reuses it).
+#   make test            run the test-suite (mmcv-lite environment by default)
+#   make demo            the main job on bundled data (train, test, visualise)
+#   MMCV=full make ...   build mmcv 2.1.0 with its CPU ops instead (~10 min; needed by DEKR)
+VENV ?= .venv
+MMCV ?= lite
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.logocap_env_$(MMCV)
+PYTEST_ARGS ?= -q
+
+.PHONY: env test demo clean-env
+
+$(STAMP):
+	VENV=$(VENV) MMCV=$(MMCV) bash tools/install_env.sh
+
+env: $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+demo: $(STAMP)
+	VENV=$(VENV) bash tools/demo.sh
+
+clean-env:
+	rm -rf $(VENV)

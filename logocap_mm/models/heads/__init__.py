@@ -1,0 +1,1 @@
+# Copyright (c) logocap_mm contributors.
