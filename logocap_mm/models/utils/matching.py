@@ -1,0 +1,95 @@
+"""Training-time matching of KEM candidates to ground truth (spec §5.4, §5.5, §9).
+
+Everything is computed in the input frame **I**: the training affine is a similarity and the
+flip preserves distances, so the reference's OKS in the original image O equals the OKS in I
+with ``area_I = area_O * |det(A)|`` (A: the 2x2 part of the O -> I affine).
+"""
+from typing import Dict, Sequence, Union
+
+import torch
+from torch import Tensor
+
+__all__ = ['kem_oks', 'match_kem_targets']
+
+
+def kem_oks(kem: Tensor, gt_kpts: Tensor, gt_vis: Tensor, gt_area: Tensor,
+            sigmas: Union[Tensor, Sequence[float]]) -> Tensor:
+    """Per-keypoint OKS of every KEM candidate against every GT person.
+
+    ``S[b,t,g,k,i,j] = v[b,g,k] * exp(-||kem[b,t,i,j,k] - gt[b,g,k]||^2 /
+    max(2 * area[b,g] * (2 sigma_k)^2, 1e-6))``.
+
+    Args:
+        kem: (B, T, s, s, K, 2) candidates in I.
+        gt_kpts: (B, G, K, 2) GT keypoints in I (padding slots allowed with vis 0).
+        gt_vis: (B, G, K) visibility (> 0 = labelled and inside the crop).
+        gt_area: (B, G) person areas in I (area_O * det of the affine).
+        sigmas: (K,) OKS sigmas.
+
+    Returns:
+        S (B, T, G, K, s, s).
+    """
+    if kem.dim() != 6 or kem.shape[-1] != 2:
+        raise ValueError(f'kem must be (B, T, s, s, K, 2), got {tuple(kem.shape)}')
+    B, T, s, _, K, _ = kem.shape
+    if gt_kpts.dim() != 4 or gt_kpts.shape[0] != B or gt_kpts.shape[2:] != (K, 2):
+        raise ValueError(f'gt_kpts must be (B={B}, G, K={K}, 2), got {tuple(gt_kpts.shape)}')
+    G = gt_kpts.shape[1]
+    if gt_vis.shape != (B, G, K):
+        raise ValueError(f'gt_vis must be (B, G, K)=({B}, {G}, {K}), got {tuple(gt_vis.shape)}')
+    if gt_area.shape != (B, G):
+        raise ValueError(f'gt_area must be (B, G)=({B}, {G}), got {tuple(gt_area.shape)}')
+    sig = torch.as_tensor(sigmas, dtype=kem.dtype, device=kem.device)
+    if sig.shape != (K,):
+        raise ValueError(f'sigmas must have K={K} entries, got {tuple(sig.shape)}')
+    vis = (gt_vis > 0).to(kem.dtype)                                   # (B, G, K)
+    cand = kem.permute(0, 1, 4, 2, 3, 5)                               # (B, T, K, s, s, 2)
+    gt = gt_kpts.to(kem.dtype)
+    d2 = (cand[:, :, None] - gt[:, None, :, :, None, None, :]).pow(2).sum(-1)  # (B,T,G,K,s,s)
+    denom = (2 * gt_area.to(kem.dtype)[:, :, None] * (2 * sig) ** 2).clamp_min(1e-6)  # (B,G,K)
+    err = d2 / denom[:, None, :, :, None, None]
+    return torch.exp(-err) * vis[:, None, :, :, None, None]
+
+
+def match_kem_targets(S: Tensor, gt_vis: Tensor, gate: float = 0.5) -> Dict[str, Tensor]:
+    """Assign each initial pose to a GT person and build the KAM targets (spec §5.4-5.5).
+
+    Args:
+        S: (B, T, G, K, s, s) from :func:`kem_oks`.
+        gt_vis: (B, G, K) visibility.
+        gate: instance gate on the best shifted-pose OKS (0.5).
+
+    Returns:
+        dict with
+          ``assigned`` (B, T) long: argmax_g of sum_k v max_ij S / max(1, sum_k v)
+          (first maximum; many-to-one allowed);
+          ``oks_joints`` (B, T, K, s, s): S* for the assigned person (the KAM target);
+          ``oks_person`` (B, T, s, s): shifted-pose OKS Q = sum_k S* / max(1, sum_k v);
+          ``keep`` (B, T) bool: max_ij Q >= gate, or instance 0 of an image where none passes;
+          ``weights`` (B, T, K): (max_ij S* - S*[c, c]) * 1[max_ij Q >= gate] (the fallback
+          instance therefore has weight 0 unless it passes the gate).
+    """
+    if S.dim() != 6 or S.shape[-1] != S.shape[-2]:
+        raise ValueError(f'S must be (B, T, G, K, s, s), got {tuple(S.shape)}')
+    B, T, G, K, s, _ = S.shape
+    if gt_vis.shape != (B, G, K):
+        raise ValueError(f'gt_vis must be (B, G, K)=({B}, {G}, {K}), got {tuple(gt_vis.shape)}')
+    if G == 0:
+        raise ValueError('S has no GT slot (G = 0); pad with one all-invisible dummy person')
+    vis = (gt_vis > 0).to(S.dtype)
+    nvis = vis.sum(-1).clamp_min(1)                                    # (B, G)
+    smax = S.flatten(-2).amax(-1)                                      # (B, T, G, K)
+    best = (smax * vis[:, None]).sum(-1) / nvis[:, None]               # (B, T, G)
+    assigned = best.argmax(-1)                                         # (B, T)
+    idx = assigned[:, :, None, None, None, None].expand(B, T, 1, K, s, s)
+    oks_joints = S.gather(2, idx)[:, :, 0]                             # (B, T, K, s, s)
+    n_a = nvis.gather(1, assigned)                                     # (B, T)
+    oks_person = oks_joints.sum(2) / n_a[:, :, None, None]
+    passed = oks_person.flatten(-2).amax(-1) >= gate                   # (B, T)
+    keep = passed.clone()
+    if T > 0:
+        keep[:, 0] |= ~passed.any(1)
+    c = s // 2
+    weights = (oks_joints.flatten(-2).amax(-1) - oks_joints[..., c, c]) * passed[..., None]
+    return dict(assigned=assigned, oks_joints=oks_joints, oks_person=oks_person, keep=keep,
+                weights=weights)

@@ -1,0 +1,169 @@
+"""Global adaptation (spec §2.7-2.10): known answers, reference parity, fast == plain."""
+import glob
+import os.path as osp
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from logocap_mm.models.utils import global_adapt as ga
+from logocap_mm.models.utils.kem import expansion_rates, local_kem_grid
+
+COCO_SIGMAS = [.026, .025, .025, .035, .035, .079, .079, .072, .072, .062, .062, .107, .107,
+               .087, .087, .089, .089]
+
+
+def test_gaussian_window_values():
+    g = ga.gaussian_window(97, 16.)
+    assert g.shape == (97, 97)
+    assert g[48, 48] == 1
+    assert g[0, 0].item() == pytest.approx(np.exp(-9.0), rel=1e-5)     # 1.23e-4, not cut
+    assert g[48, 0].item() == pytest.approx(np.exp(-4.5), rel=1e-5)
+    assert ga.gaussian_window(101, 16.)[0, 0] == 0                       # below 1e-4: zeroed
+    with pytest.raises(ValueError, match='size'):
+        ga.gaussian_window(96)
+
+
+def test_one_hot_kam_shifts_delta():
+    S, k = 21, 11
+    G = torch.zeros(1, 1, S, S)
+    G[0, 0, 10, 10] = 1.0
+    for i, j in [(5, 5), (0, 0), (2, 9), (10, 3)]:
+        kam = torch.zeros(1, 1, k, k)
+        kam[0, 0, i, j] = 1.0
+        R = ga.kam_convolution(G, kam)
+        a, b = divmod(int(R.flatten().argmax()), S)
+        assert (b - 10, a - 10) == (j - 5, i - 5)                      # (+(j-5), +(i-5))
+        assert R.max().item() == pytest.approx(1 / 121)
+
+
+def test_top2_decode_known_answer():
+    R = torch.zeros(2, 3, 97, 97)
+    R[0, 1, 40, 60] = 2.0
+    R[0, 1, 44, 52] = 1.0
+    off, v = ga.top2_decode(R)
+    assert off[0, 1].tolist() == pytest.approx([0.75 * 60 + 0.25 * 52 - 48,
+                                                0.75 * 40 + 0.25 * 44 - 48])
+    assert v[0, 1].item() == pytest.approx(0.75 * 2 + 0.25 * 1)
+
+
+def test_window_sampling_geometry():
+    # a linear ramp is reproduced exactly inside the map: window[a, b] = map(P0 + (b-c, a-c))
+    H, W = 200, 300
+    yy, xx = torch.meshgrid(torch.arange(H).float(), torch.arange(W).float(), indexing='ij')
+    maps = torch.stack([xx + 1000 * yy, 2 * xx])[None]                 # (1, 2, H, W)
+    P0 = torch.tensor([[[[120.25, 90.5], [150.75, 100.0]]]])
+    win = ga.sample_windows(maps, P0, 9)
+    a, b = 2, 7
+    assert win[0, 0, 0, a, b].item() == pytest.approx(120.25 + b - 4 + 1000 * (90.5 + a - 4))
+    assert win[0, 0, 1, a, b].item() == pytest.approx(2 * (150.75 + b - 4))
+
+
+def _plain_vs_fast(Hr, P0, kam, valid=None):
+    kp0, v0 = ga.global_adaptation(Hr, P0, kam, fast=False, valid=valid)
+    kp1, v1 = ga.global_adaptation(Hr, P0, kam, fast=True, valid=valid)
+    # values: float rounding only; positions: equal (no near-ties in these inputs)
+    assert (v0 - v1).abs().max().item() <= 1e-5 * max(1.0, v0.abs().max().item())
+    assert torch.equal(kp0, kp1)
+    return kp0, v0
+
+
+def _synthetic(T=30, K=17, H=192, W=256, seed=0, noise=0.02):
+    g = torch.Generator().manual_seed(seed)
+    h, w = H // 4, W // 4
+    gt = torch.rand(T, K, 2, generator=g) * torch.tensor([w - 1., h - 1.])
+    yy, xx = torch.meshgrid(torch.arange(h).float(), torch.arange(w).float(), indexing='ij')
+    d = (xx - gt[..., 0, None, None]) ** 2 + (yy - gt[..., 1, None, None]) ** 2
+    hm = torch.exp(-d / 8.0).amax(0) + noise * torch.randn(K, h, w, generator=g)
+    Hr = F.interpolate(hm[None], (H, W), mode='bilinear', align_corners=False)
+    P0 = (gt * 4 + 6 * torch.randn(T, K, 2, generator=g))[None]
+    kam = torch.rand(1, T, K, 11, 11, generator=g)
+    return Hr, P0, kam
+
+
+def test_fast_equals_plain_synthetic():
+    Hr, P0, kam = _synthetic()
+    _plain_vs_fast(Hr, P0, kam)
+    # peaky KAMs (one-hot-like) and un-clamped (negative) kernels
+    _plain_vs_fast(Hr, P0, (kam > 0.95).float())
+    _plain_vs_fast(Hr, P0, kam * 2 - 0.5)
+
+
+def test_fast_equals_plain_borders_and_batch():
+    Hr, P0, kam = _synthetic(T=6, K=3, H=64, W=96, seed=3, noise=0.3)
+    Hr2, P02, kam2 = _synthetic(T=6, K=3, H=64, W=96, seed=4, noise=0.3)
+    Hr, P0, kam = torch.cat([Hr, Hr2]), torch.cat([P0, P02]), torch.cat([kam, kam2])
+    # windows partly and fully off the canvas, and exactly on the last pixel row/column
+    P0[0, 0] = torch.tensor([[-300., 20.], [95.0, 63.0], [500., 400.]])
+    P0[1, 1] = torch.tensor([[95.5, 10.25], [-0.75, 63.5], [40.0, -200.]])
+    valid = torch.ones(2, 6, dtype=torch.bool)
+    valid[1, 3] = False
+    kp, v = _plain_vs_fast(Hr, P0, kam, valid)
+    assert torch.equal(kp[1, 3], P0[1, 3]) and (v[1, 3] == 0).all()
+    # batch 2 == two batch-1 calls
+    for b in range(2):
+        kpb, vb = ga.global_adaptation(Hr[b:b + 1], P0[b:b + 1], kam[b:b + 1])
+        assert torch.equal(kpb[0, valid[b]], kp[b, valid[b]])
+
+
+def test_global_adaptation_bad_input():
+    Hr, P0, kam = _synthetic(T=2, K=3, H=32, W=32)
+    with pytest.raises(ValueError, match='kams'):
+        ga.global_adaptation(Hr, P0, kam[..., :10, :10])
+    with pytest.raises(ValueError, match='poses'):
+        ga.global_adaptation(Hr, P0[..., :2, :], kam)
+    with pytest.raises(ValueError, match='lam'):
+        ga.global_adaptation(Hr, P0, kam, lam=1.5)
+
+
+def _load(f):
+    z = np.load(f)
+    H_I, W_I = [int(v) for v in z['input_size_hw']]
+    Hr = F.interpolate(torch.from_numpy(z['heatmaps'])[None], (H_I, W_I), mode='bilinear',
+                       align_corners=False)
+    return z, Hr
+
+
+def test_global_parity_with_reference(fixture_dir):
+    files = sorted(glob.glob(osp.join(fixture_dir, '0*.npz')))
+    assert files
+    for f in files:
+        z, Hr = _load(f)
+        P0 = torch.from_numpy(z['P0'])[None]
+        kam = torch.from_numpy(z['kam_raw']).clamp(0, 1)[None]
+        if 'global_in' in z.files:
+            G = ga.sample_windows(Hr[:, :17], P0[:, :1])[0] * ga.gaussian_window()
+            assert (G - torch.from_numpy(z['global_in'])).abs().max().item() < 1e-4
+            R = ga.kam_convolution(G, kam[0, :1])
+            assert (R - torch.from_numpy(z['global_out'])).abs().max().item() < 1e-5
+        tv = torch.from_numpy(z['global_top3_val'])
+        gap = torch.minimum(tv[..., 0] - tv[..., 1], tv[..., 1] - tv[..., 2]) / tv[..., 0].abs()
+        rf = torch.from_numpy(z['refined_full'])
+        for fast in (False, True):
+            kp, v = ga.global_adaptation(Hr[:, :17], P0, kam, fast=fast)
+            d = (kp[0] - rf[..., :2]).abs().amax(-1)
+            # one top-2 swap allowed where the reference's relative gap is below 1e-5
+            assert ((d > 1e-3) & (gap >= 1e-5)).sum() == 0, (f, fast)
+            assert ((d > 1e-3) & (gap < 1e-5)).sum() <= 1
+            assert (v[0] - rf[..., 2]).abs().max().item() < 1e-5
+        # 'partial' and 'none'
+        kem = local_kem_grid(P0, expansion_rates(COCO_SIGMAS))
+        kp, v = ga.partial_decode(kem, kam)
+        rp = torch.from_numpy(z['refined_partial'])
+        assert (kp[0] - rp[..., :2]).abs().max().item() < 1e-3
+        assert (v[0] - rp[..., 2]).abs().max().item() < 1e-5
+        v = ga.none_decode(Hr[:, :17], P0)
+        rn = torch.from_numpy(z['refined_none'])
+        assert (v[0] - rn[..., 2]).abs().max().item() < 1e-5
+
+
+def test_partial_decode_first_maximum():
+    kem = local_kem_grid(torch.zeros(1, 2, 2), torch.ones(2), size=3, radius=1.)
+    kams = torch.zeros(1, 2, 3, 3)
+    kams[0, 0, 1, 2] = 1.0
+    kams[0, 0, 2, 0] = 1.0            # a later tie: the first (i=1, j=2) wins
+    kams[0, 1] = 0.5                  # all equal: index 0 (i=0, j=0)
+    kp, v = ga.partial_decode(kem, kams)
+    assert kp[0, 0].tolist() == [1.0, 0.0] and v[0, 0] == 1
+    assert kp[0, 1].tolist() == [-1.0, -1.0] and v[0, 1] == 0.5
