@@ -1,1 +1,4 @@
-# Copyright (c) logocap_mm contributors.
+from .logocap_decoder import LogoCapDecoder
+from .logocap_head import LogoCapHead
+
+__all__ = ['LogoCapDecoder', 'LogoCapHead']

@@ -1,1 +1,3 @@
-# Copyright (c) logocap_mm contributors.
+from .logocap_losses import LogoCapOffsetLoss, LogoCapOKSLoss, LogoCapRefineLoss
+
+__all__ = ['LogoCapOffsetLoss', 'LogoCapOKSLoss', 'LogoCapRefineLoss']

@@ -1,0 +1,3 @@
+from .logocap_estimator import LogoCapPoseEstimator
+
+__all__ = ['LogoCapPoseEstimator']

@@ -1,0 +1,45 @@
+"""MMPose's bottom-up estimator with the flip test run as one batched forward."""
+from typing import List, Union
+
+import torch
+from mmpose.models.pose_estimators import BottomupPoseEstimator
+from mmpose.registry import MODELS
+from mmpose.utils.typing import SampleList
+from torch import Tensor
+
+
+def _split(feats, n: int):
+    """Split a (nested) tuple/list of (2B, ...) tensors into two halves."""
+    if isinstance(feats, Tensor):
+        return feats[:n], feats[n:]
+    parts = [_split(f, n) for f in feats]
+    typ = type(feats) if isinstance(feats, (tuple, list)) else tuple
+    return typ(p[0] for p in parts), typ(p[1] for p in parts)
+
+
+@MODELS.register_module()
+class LogoCapPoseEstimator(BottomupPoseEstimator):
+    """``BottomupPoseEstimator`` whose flip test runs the image and its mirror as one batch.
+
+    MMPose's estimator extracts features of ``inputs`` and ``inputs.flip(-1)`` in two
+    backbone calls; LOGO-CAP's reference stacks them into one batch (spec §2.2, §8.3). The
+    head receives the same ``[feats, flipped_feats]`` pair either way, so ``LogoCapHead``
+    also works under the stock ``BottomupPoseEstimator``. Note that BatchNorm in eval mode
+    makes both paths numerically identical; only speed differs.
+    """
+
+    def predict(self, inputs: Union[Tensor, List[Tensor]],
+                data_samples: SampleList) -> SampleList:
+        flip_test = self.test_cfg.get('flip_test', False)
+        if not flip_test or self.test_cfg.get('multiscale_test', False) \
+                or not isinstance(inputs, Tensor):
+            return super().predict(inputs, data_samples)
+        n = inputs.shape[0]
+        feats = self.extract_feat(torch.cat([inputs, inputs.flip(-1)]))
+        feats = list(_split(feats, n))
+        preds = self.head.predict(feats, data_samples, test_cfg=self.test_cfg)
+        if isinstance(preds, tuple):
+            instances, fields = preds
+        else:
+            instances, fields = preds, None
+        return self.add_pred_to_datasample(instances, fields, data_samples)
