@@ -183,8 +183,8 @@ def _sliding_max(x: Tensor, w: int) -> Tensor:
     return x
 
 
-def _fast_conv_top2(G: Tensor, kams: Tensor, lam: float, block: int = 8,
-                    tile_blocks: int = 4):
+def _fast_conv_top2(G: Tensor, kams: Tensor, lam: float, block: int = 4,
+                    tile_blocks: int = 8):
     """Top-2 of ``kam_convolution(G, kams)`` without computing the full response.
 
     Args:
@@ -360,8 +360,7 @@ def _weighted_windows_fast_rows(maps: Tensor, mrow: Tensor, centers: Tensor, siz
     g1 = _gaussian_1d(size, sigma, dev, dt)
     wx0, wx1 = wx0 * g1, wx1 * g1
     wy0, wy1 = wy0 * g1, wy1 * g1
-    idx = (mrow * (H * W))[:, None, None] + iy[:, :, None] * W + ix[:, None, :]
-    crop = maps.reshape(-1).take(idx)                                  # (M, S+1, S+1)
+    crop = _crops(maps, mrow, iy, ix)                                  # (M, S+1, S+1)
     tmp = crop[:, :, :-1] * wx0[:, None, :]
     tmp.addcmul_(crop[:, :, 1:], wx1[:, None, :])
     out = tmp[:, :-1] * wy0[:, :, None]
@@ -370,6 +369,36 @@ def _weighted_windows_fast_rows(maps: Tensor, mrow: Tensor, centers: Tensor, siz
     if bool((g2 == 0).any()):
         out = out * (g2 > 0)
     return out
+
+
+def _crops(maps: Tensor, mrow: Tensor, iy: Tensor, ix: Tensor) -> Tensor:
+    """``maps[mrow[m]][iy[m]][:, ix[m]]`` for (already clamped) index runs iy, ix (M, L).
+
+    Rows whose runs are unclamped (window inside the map) are copied from a strided view
+    of all L x L crops (no index tensor); the others use a flat ``take``.
+    """
+    Mm, H, W = maps.shape
+    M, L = iy.shape
+    inside = (iy[:, -1] - iy[:, 0] == L - 1) & (ix[:, -1] - ix[:, 0] == L - 1)
+    if H < L or W < L:
+        inside = torch.zeros_like(inside)
+    crop = maps.new_empty(M, L, L)
+    if bool(inside.all()):
+        sel_in, sel_out = None, None
+    else:
+        sel_in = inside.nonzero()[:, 0]
+        sel_out = (~inside).nonzero()[:, 0]
+    if bool(inside.any()):
+        maps_c = maps.contiguous()
+        view = maps_c.as_strided((Mm, H - L + 1, W - L + 1, L, L), (H * W, W, 1, W, 1))
+        if sel_in is None:
+            return view[mrow, iy[:, 0], ix[:, 0]]
+        crop[sel_in] = view[mrow[sel_in], iy[sel_in, 0], ix[sel_in, 0]]
+    if sel_out is not None and sel_out.numel():
+        idx = ((mrow[sel_out] * (H * W))[:, None, None] + iy[sel_out][:, :, None] * W +
+               ix[sel_out][:, None, :])
+        crop[sel_out] = maps.reshape(-1).take(idx)
+    return crop
 
 
 def partial_decode(kem: Tensor, kams: Tensor) -> Tuple[Tensor, Tensor]:
