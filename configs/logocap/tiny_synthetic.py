@@ -1,0 +1,83 @@
+# A tiny LOGO-CAP (HRNet, one block per branch, widths 16/32/64/128, input 128, heatmap 32,
+# small CMP) that trains from scratch on the synthetic multi-person data of
+# tools/make_synthetic.py on 2 CPU cores in about 15 minutes (tools/synthetic_demo.sh).
+# Data root: env SYNTHETIC_ROOT (default data/synthetic/), e.g.
+#   SYNTHETIC_ROOT=/tmp/syn/ mim train mmpose configs/logocap/tiny_synthetic.py --gpus 0
+# Everything else (codec, losses, decoder, OKS gate 0.5, top-2 decode, Adam 1e-3) is the
+# W32 COCO recipe of ./w32_coco.py; see docs/SYNTHETIC.md for the numbers it reaches.
+_base_ = ['./w32_coco.py']
+
+input_size = 128
+heatmap_size = 32
+codec = dict(type='LogoCapCodec', input_size=(input_size, input_size),
+             heatmap_size=(heatmap_size, heatmap_size))
+
+model = dict(
+    backbone=dict(
+        _delete_=True,
+        type='HRNet',
+        in_channels=3,
+        extra=dict(
+            stage1=dict(num_modules=1, num_branches=1, block='BOTTLENECK',
+                        num_blocks=(1, ), num_channels=(16, )),
+            stage2=dict(num_modules=1, num_branches=2, block='BASIC',
+                        num_blocks=(1, 1), num_channels=(16, 32)),
+            stage3=dict(num_modules=1, num_branches=3, block='BASIC',
+                        num_blocks=(1, 1, 1), num_channels=(16, 32, 64)),
+            stage4=dict(num_modules=1, num_branches=4, block='BASIC',
+                        num_blocks=(1, 1, 1, 1), num_channels=(16, 32, 64, 128),
+                        multiscale_output=True))),
+    head=dict(in_channels=240, heatmap_channels=32, offset_channels=64, embed_channels=32,
+              cmp_channels=(128, 64, 64), decoder=codec, train_topk=12,
+              # the reference geometry (KEM radius 5, window 97, sigma 16, target sigma 4;
+              # all in input pixels) scaled by input_size / 256 = 0.5 (spec: 512 input)
+              pose_decoder=dict(kem_radius=2.5, window_size=49, window_sigma=8.),
+              loss_refine=dict(sigma=2.)),
+    test_cfg=dict(flip_test=True))
+
+data_root = '{{$SYNTHETIC_ROOT:data/synthetic/}}'
+train_pipeline = [
+    dict(type='LoadImage'),
+    dict(type='BottomupRandomAffine', input_size=(input_size, input_size),
+         shift_factor=0.2, scale_factor=(0.75, 1.5), rotate_factor=30,
+         scale_type='short'),
+    dict(type='RandomFlip', direction='horizontal', prob=0.5),
+    dict(type='GenerateTarget', encoder=codec),
+    dict(type='BottomupGetHeatmapMask'),
+    dict(type='PackPoseInputs'),
+]
+val_pipeline = [
+    dict(type='LoadImage'),
+    dict(type='LogoCapResize', input_size=input_size, size_factor=64,
+         round_mode='reference'),
+    dict(type='PackPoseInputs',
+         meta_keys=('id', 'img_id', 'img_path', 'crowd_index', 'ori_shape', 'img_shape',
+                    'input_size', 'input_center', 'input_scale', 'flip', 'flip_direction',
+                    'flip_indices', 'raw_ann_info', 'skeleton_links')),
+]
+train_dataloader = dict(
+    batch_size=8,
+    num_workers=1,
+    persistent_workers=True,
+    dataset=dict(data_root=data_root, ann_file='annotations/person_keypoints_train.json',
+                 data_prefix=dict(img='train/'), pipeline=train_pipeline))
+val_dataloader = dict(
+    batch_size=1,
+    num_workers=0,
+    persistent_workers=False,
+    dataset=dict(data_root=data_root, ann_file='annotations/person_keypoints_val.json',
+                 data_prefix=dict(img='val/'), pipeline=val_pipeline))
+test_dataloader = val_dataloader
+val_evaluator = dict(ann_file=data_root + 'annotations/person_keypoints_val.json')
+test_evaluator = val_evaluator
+
+# from scratch (no ImageNet weights offline); short schedule with one LR step
+# ~0.65 s per iteration of 8 images with ONE torch thread (OMP_NUM_THREADS=1; two threads
+# on the shared 2-core machine were 10-30x slower), 250 iterations per epoch
+train_cfg = dict(max_epochs=5, val_interval=100)
+param_scheduler = [
+    dict(type='MultiStepLR', begin=0, end=5, milestones=[4], gamma=0.1, by_epoch=True)
+]
+default_hooks = dict(logger=dict(interval=25),
+                     checkpoint=dict(interval=1, save_best=None, max_keep_ckpts=2))
+randomness = dict(seed=0)
