@@ -88,3 +88,22 @@ def test_bad_arguments():
         benchmark.parse_args([TINY, '--persons', '0'])
     with pytest.raises(ValueError, match='--input-size'):
         benchmark.parse_args([TINY, '--input-size', '100'])
+
+
+def test_global_fast_path_zero_kams_equal_plain():
+    """Rows whose clamped KAM is all zero (skipped by the fast path) decode exactly as the
+    plain path's ``topk`` of an all-zero response; mixed with ordinary rows."""
+    from logocap_mm.models.utils import global_adapt as ga
+    g = torch.Generator().manual_seed(0)
+    sc = benchmark.synthetic_scene(1, 6, (48, 64), 17, seed=2)
+    Hr = torch.nn.functional.interpolate(sc['heatmaps'][:, :17], (192, 256),
+                                         mode='bilinear', align_corners=False)
+    P0 = sc['keypoints'] * 4 + torch.randn(1, 6, 17, 2, generator=g) * 3
+    kam = (torch.rand(1, 6, 17, 11, 11, generator=g) * 2 - 1).clamp(0, 1)
+    kam[0, :3, ::2] = 0.          # whole rows zero
+    kam[0, 5] = 0.                # a whole person zero
+    kp0, v0 = ga.global_adaptation(Hr, P0, kam, fast=False)
+    kp1, v1 = ga.global_adaptation(Hr, P0, kam, fast=True)
+    assert torch.equal(kp0, kp1)
+    assert (v0 - v1).abs().max().item() <= 1e-6
+    assert (v1[0, 5] == 0).all()

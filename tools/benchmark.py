@@ -324,7 +324,9 @@ class StageTimer:
     def __init__(self, device):
         self.cuda = str(device).startswith('cuda')
         self.times = {}
+        self.cpu_times = {}     # process CPU time (all threads): robust to a shared machine
         self._t = None
+        self._c = None
 
     def sync(self):
         if self.cuda:
@@ -333,12 +335,14 @@ class StageTimer:
     def start(self):
         self.sync()
         self._t = time.perf_counter()
+        self._c = time.process_time()
 
     def lap(self, name):
         self.sync()
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         self.times[name] = self.times.get(name, 0.) + (t - self._t) * 1e3
-        self._t = t
+        self.cpu_times[name] = self.cpu_times.get(name, 0.) + (c - self._c) * 1e3
+        self._t, self._c = t, c
 
 
 def run_backbone(model, x, flip: bool):
@@ -449,7 +453,7 @@ def time_dekr(model, x1, scene, repeats, warmup, device):
 
     head.decode = decode
     timer = StageTimer(device)
-    tot, found = [], None
+    tot, cpu, found = [], [], None
     try:
         with torch.no_grad():
             for i in range(warmup + repeats):
@@ -457,12 +461,14 @@ def time_dekr(model, x1, scene, repeats, warmup, device):
                 res = model.predict(x1, samples)
                 timer.lap('total')
                 if i >= warmup:
-                    tot.append(timer.times.pop('total'))
+                    tot.append(timer.times['total'])
+                    cpu.append(timer.cpu_times['total'])
                 timer.times.clear()
+                timer.cpu_times.clear()
                 found = len(res[0].pred_instances)
     finally:
         head.decode = orig
-    return dict(total_ms=_median_min(tot), persons_found=found)
+    return dict(total_ms=_median_min(tot), cpu_ms=_median_min(cpu), persons_found=found)
 
 
 # ---------------------------------------------------------------------------------- memory
@@ -698,6 +704,7 @@ def benchmark(args) -> dict:
                   for N in args.persons}
         canvas = canvas_of(B)
         times = {N: {s: [] for s in STAGES} for N in args.persons}
+        cpu = {N: {s: [] for s in STAGES} for N in args.persons}
         plain = {N: [] for N in args.persons}
         found = {}
         with torch.no_grad():
@@ -714,8 +721,10 @@ def benchmark(args) -> dict:
                                                    canvas, t2)
                     if i >= args.warmup:
                         times[N]['backbone'].append(timer.times['backbone'])
+                        cpu[N]['backbone'].append(timer.cpu_times['backbone'])
                         for s in STAGES[1:]:
                             times[N][s].append(t2.times[s])
+                            cpu[N][s].append(t2.cpu_times[s])
                     found[N] = [int(v) for v in nvalid]
                     if args.compare_plain:
                         t3 = StageTimer(device)
@@ -741,6 +750,11 @@ def benchmark(args) -> dict:
                            stages_ms={s: _median_min(times[N][s]) for s in STAGES})
                 tot = [sum(times[N][s][r] for s in STAGES) for r in range(args.repeats)]
                 row['total_ms'] = _median_min(tot)
+                # process CPU time summed over threads (wall time on an idle machine is
+                # about cpu_ms / threads when the threads are busy)
+                row['cpu_ms'] = {s: _median_min(cpu[N][s]) for s in STAGES}
+                row['cpu_total_ms'] = _median_min(
+                    [sum(cpu[N][s][r] for s in STAGES) for r in range(args.repeats)])
                 med = {s: row['stages_ms'][s]['median'] for s in STAGES}
                 row['per_image_ms'] = row['total_ms']['median'] / B
                 row['after_backbone_share'] = (1 - med['backbone'] /
@@ -771,6 +785,9 @@ def benchmark(args) -> dict:
             row['dekr_total_ms'] = d['total_ms']['median'] * row['batch_size']
             row['dekr_persons_found'] = d['persons_found']
             row['ratio_to_dekr'] = row['per_image_ms'] / d['total_ms']['median']
+            row['dekr_cpu_ms_per_image'] = d['cpu_ms']['median']
+            row['cpu_ratio_to_dekr'] = (row['cpu_total_ms']['median'] / row['batch_size'] /
+                                        d['cpu_ms']['median'])
         del dekr
     gc.collect()
     memory = measure_memory(args)
@@ -879,6 +896,20 @@ def markdown(res) -> str:
                  f"{m['local_kems']:.1f} | {m['local_kams']:.1f} | {m['global']:.1f} | "
                  f"{m['post']:.1f} | {r['total_ms']['median']:.1f} | "
                  f"{r['per_image_ms']:.1f} | {100 * r['after_backbone_share']:.1f}% | {d} |")
+    L.append('')
+    L.append('process CPU time (ms, all threads; less sensitive to other load on the machine):')
+    L.append('')
+    L.append('| batch | people | backbone+heads | local KEMs | local KAMs | global | post | '
+             'total | after backbone | DEKR / image | LOGO-CAP / DEKR |')
+    L.append('|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
+    for r in res['results']:
+        c = {s: r['cpu_ms'][s]['median'] for s in STAGES}
+        tot = sum(c.values())
+        d = (f" {r['dekr_cpu_ms_per_image']:.1f} | {r['cpu_ratio_to_dekr']:.2f} |"
+             if 'dekr_cpu_ms_per_image' in r else ' - | - |')
+        L.append(f"| {r['batch_size']} | {r['persons']} | " +
+                 ' | '.join(f'{c[s]:.1f}' for s in STAGES) +
+                 f" | {tot:.1f} | {100 * (1 - c['backbone'] / tot):.1f}% |" + d)
     if not res['dekr']['available']:
         L.append('')
         L.append(res['dekr']['message'])

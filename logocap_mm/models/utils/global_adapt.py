@@ -303,8 +303,8 @@ def global_adaptation(heatmaps_up: Tensor, poses: Tensor, kams: Tensor, size: in
         off = poses.new_zeros(N, K, 2)
         v = poses.new_zeros(N, K)
     elif fast:
-        G = _weighted_windows_fast_rows(maps, mrow, P.reshape(-1, 2), size, sigma)
-        o, vv, _ = _fast_conv_top2(G, KA.reshape(N * K, *KA.shape[-2:]).to(dt), lam)
+        o, vv = _fast_rows(maps, mrow, P.reshape(-1, 2), KA.reshape(N * K, *KA.shape[-2:]).to(dt),
+                           size, sigma, lam)
         off, v = o.reshape(N, K, 2), vv.reshape(N, K)
     else:
         win = _sample_rows(maps, mrow, P.reshape(-1, 2), size).reshape(N, K, size, size)
@@ -319,6 +319,37 @@ def global_adaptation(heatmaps_up: Tensor, poses: Tensor, kams: Tensor, size: in
     out_kp[sel] = kp
     out_v[sel] = v
     return out_kp.reshape(B, T, K, 2), out_v.reshape(B, T, K)
+
+
+def _fast_rows(maps: Tensor, mrow: Tensor, centers: Tensor, kams: Tensor, size: int,
+               sigma: float, lam: float) -> Tuple[Tensor, Tensor]:
+    """Fast path for M instance-keypoint rows -> offsets (M, 2), values (M,).
+
+    Rows whose KAM is exactly zero (common after the test-time clamp to [0, 1]) have an
+    all-zero response in the plain path; their top-2 is ``topk`` of zeros, reproduced here
+    without sampling a window or convolving (same op on the same values, so the same tie
+    order). The other rows go through the sampled windows and the pruned convolution.
+    """
+    M = mrow.numel()
+    zero = (kams.reshape(M, -1) == 0).all(1)
+    if not bool(zero.any()):
+        G = _weighted_windows_fast_rows(maps, mrow, centers, size, sigma)
+        o, v, _ = _fast_conv_top2(G, kams, lam)
+        return o, v
+    off = centers.new_zeros(M, 2)
+    val = centers.new_zeros(M)
+    nz = (~zero).nonzero()[:, 0]
+    z = zero.nonzero()[:, 0]
+    if nz.numel():
+        G = _weighted_windows_fast_rows(maps, mrow[nz], centers[nz], size, sigma)
+        o, v, _ = _fast_conv_top2(G, kams[nz], lam)
+        off[nz] = o
+        val[nz] = v
+    zv, zi = centers.new_zeros(z.numel(), size * size).topk(2, dim=-1)
+    o, v = _combine_top2(zv, zi // size, zi % size, lam, size // 2, size // 2)
+    off[z] = o
+    val[z] = v
+    return off, val
 
 
 def _weighted_windows_fast_rows(maps: Tensor, mrow: Tensor, centers: Tensor, size: int,
