@@ -137,27 +137,42 @@ TEST:
 
 
 def test_w48_experiment_yaml_and_config_text(tmp_path):
+    """The generated config inherits the shipped W32 config and overrides it with the real
+    LogoCapHead / LogoCapDecoder argument names (checked against their signatures)."""
+    import inspect
     import yaml
+    from logocap_mm.models.heads.logocap_decoder import LogoCapDecoder
+    from logocap_mm.models.heads.logocap_head import LogoCapHead
     cfg = yaml.safe_load(W48_YAML)
     extra, head = arch_from_ref_config(cfg)
     assert extra['stage4']['num_channels'] == (48, 96, 192, 384)
     assert extra['stage3']['num_modules'] == 4 and extra['stage4']['num_modules'] == 3
     assert head['num_keypoints'] == 17 and head['heatmap_channels'] == 48
-    base = tmp_path / 'base.py'
-    _write_base(base)
     out = tmp_path / 'w48.py'
-    out.write_text(make_override_config(cfg, base=str(base)))
+    out.write_text(make_override_config(cfg))  # default base: configs/logocap/w32_coco.py
     from mmengine.config import Config
     c = Config.fromfile(str(out))
-    assert c.model.head.in_channels == 720
-    assert c.model.head.heatmap_channels == 48
-    assert c.model.test_cfg.global_size == 97 and c.model.test_cfg.kem_size == 11
+    h = c.model.head
+    assert h.type == 'LogoCapHead' and h.in_channels == 720 and h.heatmap_channels == 48
+    assert h.embed_channels == 64 and tuple(h.cmp_attn_norm) == (False, True, False)
+    head_args = set(inspect.signature(LogoCapHead.__init__).parameters)
+    assert set(h) - {'type'} <= head_args
+    dec_args = set(inspect.signature(LogoCapDecoder.__init__).parameters)
+    assert set(h.pose_decoder) <= dec_args
+    assert h.pose_decoder.window_size == 97 and h.pose_decoder.kem_size == 11
+    assert h.pose_decoder.kem_radius == 5.0 and h.pose_decoder.window_sigma == 16.0
+    assert h.decoder == dict(type='LogoCapCodec', input_size=(640, 640),
+                             heatmap_size=(160, 160))
+    assert c.codec == h.decoder
+    assert dict(c.model.test_cfg) == dict(flip_test=True, flip_mode='reference',
+                                          adaptation='full')
     assert c.val_dataloader.dataset.pipeline[1] == dict(
         type='LogoCapResize', input_size=640, size_factor=64, round_mode='reference')
-    assert tuple(c.codec.heatmap_size) == (160, 160)
+    assert c.train_dataloader.dataset.pipeline[3] == dict(type='GenerateTarget',
+                                                          encoder=h.decoder)
     # untouched base entries survive the merge
-    assert c.model.type == 'BottomupPoseEstimator'
-    assert c.val_dataloader.batch_size == 1
+    assert c.model.type == 'LogoCapPoseEstimator'
+    assert c.val_dataloader.batch_size == 1 and c.test_evaluator.type == 'CocoMetric'
 
 
 @pytest.mark.parametrize('path, value, field', [
@@ -240,6 +255,30 @@ def test_cli_end_to_end(fixture_dir, tmp_path, ref):
           if k.startswith('backbone.')}
     res = net.load_state_dict(bb, strict=True)
     assert not res.missing_keys and not res.unexpected_keys
+
+
+def test_generated_config_builds_whole_model_strict(fixture_dir, tmp_path, ref):
+    """Default base (configs/logocap/w32_coco.py): the generated config builds the whole
+    estimator and the converted checkpoint loads into it strictly, through mmengine's
+    load_checkpoint (what load_from / mim test use)."""
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from mmengine.runner.checkpoint import load_checkpoint
+    from mmpose.registry import MODELS
+    import logocap_mm  # noqa: F401
+    init_default_scope('mmpose')
+    dst, cfg_out = tmp_path / 'c.pth', tmp_path / 'c.py'
+    convert_checkpoint(osp.join(fixture_dir, 'ref_model.pth'), str(dst),
+                       ref_config=osp.join(fixture_dir, 'ref_config_full.yaml'),
+                       out_config=str(cfg_out))
+    c = Config.fromfile(str(cfg_out))
+    model = MODELS.build(c.model)
+    assert type(model).__name__ == 'LogoCapPoseEstimator'
+    ck = load_checkpoint(model, str(dst), map_location='cpu', strict=True)
+    assert ck['meta']['dataset_meta']['dataset_name'] == 'coco'
+    sd = model.state_dict()
+    assert torch.equal(sd['head.cmp.layers.4.weight'], ref[0]['joints_mlp.4.weight_'])
+    assert model.head.pose_decoder.topk == 30 and model.head.pose_decoder.window_size == 97
 
 
 def test_wrapped_and_prefixed_inputs(ref, tmp_path):
