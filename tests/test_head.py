@@ -21,7 +21,7 @@ def cfg():
     init_default_scope('mmpose')
     c = Config.fromfile(TINY)
     c.data_root = osp.join(ROOT, 'tests', 'data', 'coco') + '/'
-    for dl in ('train_dataloader', 'val_dataloader'):
+    for dl in ('train_dataloader', 'test_dataloader'):
         c[dl].dataset.data_root = c.data_root
     return c
 
@@ -78,7 +78,7 @@ def test_flip_merge_reference_is_plain_flip(cfg):
 @pytest.mark.parametrize('adaptation', ['full', 'partial', 'none'])
 def test_predict_original_image_coordinates(cfg, flip, adaptation):
     model = _model(cfg, flip_test=flip, adaptation=adaptation).eval()
-    ds = _dataset(cfg, 'val')
+    ds = _dataset(cfg, 'test')
     data = _batch(ds, [0])
     with torch.no_grad():
         out = model.test_step(data)
@@ -102,7 +102,7 @@ def test_predict_original_image_coordinates(cfg, flip, adaptation):
 def test_batch2_equals_two_batch1(cfg):
     """Two images with the same canvas give the same poses in a batch as alone."""
     model = _model(cfg, flip_test=True, adaptation='full').eval()
-    ds = _dataset(cfg, 'val')
+    ds = _dataset(cfg, 'test')
     names = [osp.basename(ds[i]['data_samples'].metainfo['img_path']) for i in range(len(ds))]
     i1 = names.index('000000040083.jpg')
     i2 = names.index('000000196141.jpg')
@@ -123,7 +123,7 @@ def test_stock_bottomup_estimator_matches_batched_flip(cfg):
     stock_cfg.type = 'BottomupPoseEstimator'
     stock = MODELS.build(stock_cfg).eval()
     stock.load_state_dict(model.state_dict())
-    ds = _dataset(cfg, 'val')
+    ds = _dataset(cfg, 'test')
     data = _batch(ds, [1])
     with torch.no_grad():
         a = model.test_step(data)[0].pred_instances
@@ -138,7 +138,7 @@ def test_empty_image_predicts_empty_with_right_shapes(cfg):
     # its pose score is <= 0, so nothing is returned
     with torch.no_grad():
         head.heatmap_final.bias[-1] = -100.
-    ds = _dataset(cfg, 'val')
+    ds = _dataset(cfg, 'test')
     with torch.no_grad():
         out = model.test_step(_batch(ds, [0]))[0].pred_instances
     assert out.keypoints.shape == (0, 17, 2)
@@ -174,6 +174,7 @@ def test_overfit_one_image_every_term_decreases_every_branch_learns(cfg):
         dict(type='PackPoseInputs'),
     ]
     c.model.head.oks_gate = 0.0
+    c.model.head.train_topk = 4  # 4 instances keep the CMP cheap on a 2-core CPU
     model = _model(c)
     ds = _dataset(c, 'train')
     names = [osp.basename(ds.get_data_info(i)['img_path']) for i in range(len(ds))]

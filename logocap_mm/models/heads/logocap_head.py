@@ -292,8 +292,14 @@ class LogoCapHead(BaseHead):
                                  f'{len(kp)} instances')
             # invisible / out-of-canvas keypoints do not count (spec §5.4.2)
             w, h = ds.metainfo.get('input_size', (np.inf, np.inf))
-            inside = ((kp[..., 0] >= 0) & (kp[..., 0] < w) & (kp[..., 1] >= 0) &
-                      (kp[..., 1] < h))
+            # the crop test is the one before a horizontal flip (x -> w - 1 - x), as the
+            # reference: [0, w) before the flip is (-1, w - 1] after it
+            if ds.metainfo.get('flip', False) and \
+                    ds.metainfo.get('flip_direction', 'horizontal') == 'horizontal':
+                in_x = (kp[..., 0] > -1) & (kp[..., 0] <= w - 1)
+            else:
+                in_x = (kp[..., 0] >= 0) & (kp[..., 0] < w)
+            inside = in_x & (kp[..., 1] >= 0) & (kp[..., 1] < h)
             vis = np.where(inside & np.isfinite(kp).all(-1), (vis > 0).astype(np.float32), 0.)
             items.append((np.nan_to_num(kp), vis, np.nan_to_num(area)))
         G = max([len(k) for k, _, _ in items] + [1])
