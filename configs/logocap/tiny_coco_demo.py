@@ -60,8 +60,13 @@ val_dataloader = dict(
 test_dataloader = val_dataloader
 val_evaluator = dict(ann_file=data_root + 'test_coco.json')
 test_evaluator = val_evaluator
+# `make demo` runs `mim test` right after training: no validation inside the train loop
+# (mmengine would otherwise validate after the last epoch too)
+val_dataloader = None
+val_evaluator = None
+val_cfg = None
 
-train_cfg = dict(max_epochs=2, val_interval=2)
+train_cfg = dict(max_epochs=2)
 param_scheduler = [dict(type='ConstantLR', factor=1.0, by_epoch=True)]
 default_hooks = dict(logger=dict(interval=1),
                      checkpoint=dict(interval=1, save_best=None))

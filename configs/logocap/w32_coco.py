@@ -14,6 +14,9 @@ param_scheduler = [
          by_epoch=True)
 ]
 auto_scale_lr = dict(base_batch_size=12, enable=False)
+# reference: seed 0, cudnn benchmark on (spec §6)
+randomness = dict(seed=0)
+env_cfg = dict(cudnn_benchmark=True)
 default_hooks = dict(checkpoint=dict(save_best='coco/AP', rule='greater'))
 
 input_size = 512

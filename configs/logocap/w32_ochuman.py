@@ -1,5 +1,5 @@
 # Evaluate the COCO-trained W32 model on OCHuman (paper: test 38.1). Split: test by default;
-# use `--cfg-options` to switch to val (see README). Training settings are those of COCO.
+# the val split is ./w32_ochuman_val.py. Training settings are those of COCO.
 _base_ = ['./w32_coco.py']
 
 ochuman_root = 'data/ochuman/'

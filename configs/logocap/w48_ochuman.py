@@ -1,5 +1,5 @@
 # Evaluate the COCO-trained W48 model on OCHuman (paper: test 40.4). Split: test by default;
-# use `--cfg-options` to switch to val (see README). Training settings are those of COCO.
+# the val split is ./w48_ochuman_val.py. Training settings are those of COCO.
 _base_ = ['./w48_coco.py']
 
 ochuman_root = 'data/ochuman/'

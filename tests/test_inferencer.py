@@ -1,0 +1,151 @@
+"""MMPoseInferencer and tools/demo.py with a checkpoint written by mmengine's Runner (tiny
+config, one CPU iteration), loaded with ``torch.load(weights_only=True)`` + the allow-list."""
+import importlib.util
+import json
+import os
+import os.path as osp
+import shutil
+
+import numpy as np
+import pytest
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+TINY_COCO = osp.join(ROOT, 'tests', 'configs', 'tiny_coco.py')
+TINY_CROWDPOSE = osp.join(ROOT, 'tests', 'configs', 'tiny_crowdpose.py')
+COCO_IMG = osp.join(ROOT, 'tests', 'data', 'coco', '000000197388.jpg')
+
+
+def _demo():
+    spec = importlib.util.spec_from_file_location('logocap_demo',
+                                                  osp.join(ROOT, 'tools', 'demo.py'))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope='module')
+def checkpoint(tmp_path_factory):
+    """One training iteration with mmengine's Runner -> epoch_1.pth (message hub etc.)."""
+    os.environ.pop('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', None)
+    from mmengine.config import Config
+    from mmengine.runner import Runner
+
+    import logocap_mm  # noqa: F401
+    cfg = Config.fromfile(TINY_COCO)
+    work = str(tmp_path_factory.mktemp('runner'))
+    cfg.work_dir = work
+    cwd = os.getcwd()
+    os.chdir(ROOT)  # the config's data_root is relative to the repository root
+    try:
+        Runner.from_cfg(cfg).train()
+    finally:
+        os.chdir(cwd)
+    ckpt = osp.join(work, 'epoch_1.pth')
+    assert osp.isfile(ckpt)
+    # After one iteration every heatmap is still ~0, so every pose scores 0 and the decoder
+    # (rightly) returns nobody. Lift the heatmap logits by a constant so that people are
+    # decoded; the rest of the Runner checkpoint (meta, message hub, optimizer) is kept, so
+    # the weights-only allow-list is still exercised on load.
+    import torch
+    state = torch.load(ckpt, map_location='cpu', weights_only=True)
+    assert {'message_hub', 'optimizer', 'meta'} <= set(state)
+    state['state_dict']['head.heatmap_final.bias'] += 1.0
+    lifted = osp.join(work, 'lifted.pth')
+    torch.save(state, lifted)
+    return lifted
+
+
+def test_inferencer_keypoints_and_visualisation(checkpoint, tmp_path):
+    from mmpose.apis import MMPoseInferencer
+    inferencer = MMPoseInferencer(pose2d=TINY_COCO, pose2d_weights=checkpoint, device='cpu',
+                                  show_progress=False)
+    assert inferencer.inferencer.model.dataset_meta['num_keypoints'] == 17
+    vis_dir, pred_dir = str(tmp_path / 'vis'), str(tmp_path / 'pred')
+    result = next(inferencer(COCO_IMG, vis_out_dir=vis_dir, pred_out_dir=pred_dir,
+                             return_vis=True, kpt_thr=0.0))
+    preds = result['predictions'][0]
+    # the tiny config keeps at most 5 people (pose_decoder.max_people) per image
+    assert 1 <= len(preds) <= 5
+    for p in preds:
+        kpts = np.asarray(p['keypoints'])
+        assert kpts.shape == (17, 2)
+        assert np.isfinite(kpts).all()
+        assert len(p['keypoint_scores']) == 17
+    # the drawn image has the input's size and was written
+    vis = result['visualization'][0]
+    assert vis.shape == (392, 640, 3)
+    out = osp.join(vis_dir, osp.basename(COCO_IMG))
+    assert osp.isfile(out) and osp.getsize(out) > 1000
+    with open(osp.join(pred_dir, '000000197388.json')) as f:
+        assert len(json.load(f)) == len(preds)
+
+
+def test_demo_on_folder(checkpoint, tmp_path):
+    demo = _demo()
+    folder = tmp_path / 'imgs'
+    folder.mkdir()
+    for name in ('000000197388.jpg', '000000040083.jpg'):
+        shutil.copy(osp.join(ROOT, 'tests', 'data', 'coco', name), folder / name)
+    (folder / 'notes.txt').write_text('not an image')
+    out = tmp_path / 'out'
+    results = demo.main([TINY_COCO, checkpoint, str(folder), '--out-dir', str(out),
+                         '--no-flip', '--adaptation', 'partial', '--kpt-thr', '0'])
+    assert [osp.basename(p) for p, _ in results] == ['000000040083.jpg', '000000197388.jpg']
+    for path, preds in results:
+        assert all(np.asarray(p['keypoints']).shape == (17, 2) for p in preds)
+        assert osp.isfile(out / 'vis' / osp.basename(path))
+        assert osp.isfile(out / 'predictions' / (osp.splitext(osp.basename(path))[0] + '.json'))
+
+
+def _save_state(cfg_path, path, edit=None):
+    import torch
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+
+    import logocap_mm  # noqa: F401
+    from mmpose.registry import MODELS
+    init_default_scope('mmpose')
+    sd = MODELS.build(Config.fromfile(cfg_path).model).state_dict()
+    if edit:
+        edit(sd)
+    torch.save({'state_dict': sd, 'meta': {}}, path)
+    return path
+
+
+def test_demo_rejects_checkpoint_of_other_architecture(tmp_path):
+    """A 14-keypoint (CrowdPose) checkpoint for the 17-keypoint config: refused, keys named."""
+    ckpt = _save_state(TINY_CROWDPOSE, str(tmp_path / 'crowdpose14.pth'))
+    with pytest.raises(ValueError, match=r'head\.heatmap_final\.weight.*\(15, 8, 1, 1\)'):
+        _demo().main([TINY_COCO, ckpt, COCO_IMG, '--out-dir', str(tmp_path / 'o')])
+    assert not osp.exists(tmp_path / 'o')  # nothing written
+
+
+def test_demo_rejects_checkpoint_with_missing_or_unexpected_keys(tmp_path):
+    """Right shapes but a missing and an unexpected key: mmengine would only warn and run a
+    random final CMP bias; demo.py refuses and names both keys."""
+    import torch
+
+    def edit(sd):
+        sd['extra.weight'] = torch.zeros(1)
+        del sd['head.cmp.layers.9.bias']
+    ckpt = _save_state(TINY_COCO, str(tmp_path / 'partial.pth'), edit)
+    with pytest.raises(ValueError) as e:
+        _demo().main([TINY_COCO, ckpt, COCO_IMG, '--out-dir', str(tmp_path / 'o')])
+    msg = str(e.value)
+    assert 'does not match the architecture' in msg
+    assert 'missing keys (1): head.cmp.layers.9.bias' in msg
+    assert 'unexpected keys (1): extra.weight' in msg
+    assert not osp.exists(tmp_path / 'o')
+
+
+@pytest.mark.parametrize('which', ['config', 'checkpoint', 'input'])
+def test_demo_missing_paths(tmp_path, which):
+    args = {'config': TINY_COCO, 'checkpoint': COCO_IMG, 'input': COCO_IMG}
+    args[which] = str(tmp_path / 'missing')
+    with pytest.raises(FileNotFoundError, match=f'{which} not found: .*missing'):
+        _demo().main([args['config'], args['checkpoint'], args['input']])
+
+
+def test_demo_empty_folder(tmp_path):
+    with pytest.raises(ValueError, match='has no images'):
+        _demo().main([TINY_COCO, COCO_IMG, str(tmp_path)])
