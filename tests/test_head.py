@@ -243,3 +243,18 @@ def test_wrong_sigma_length_raises(cfg):
     mcfg.head.sigmas = [0.1] * 5
     with pytest.raises(ValueError, match='sigmas'):
         MODELS.build(mcfg)
+
+
+def test_keypoint_count_mismatch_is_a_clear_error(cfg):
+    model = _model(cfg)
+    ds = _dataset(cfg, 'train')
+    data = _batch(ds, [0])
+    gi = data['data_samples'][0].gt_instances
+    data['data_samples'][0].gt_instances = gi.__class__(
+        keypoints=np.zeros((2, 14, 2), np.float32),
+        keypoints_visible=np.ones((2, 14), np.float32),
+        areas=np.ones((2, ), np.float32))
+    model.train()
+    proc = model.data_preprocessor(data, True)
+    with pytest.raises(ValueError, match='num_keypoints=17'):
+        model(**proc, mode='loss')

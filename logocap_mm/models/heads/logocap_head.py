@@ -279,8 +279,14 @@ class LogoCapHead(BaseHead):
         items = []
         for ds in batch_data_samples:
             gi = ds.gt_instances
-            kp = np.asarray(gi.keypoints, dtype=np.float32).reshape(-1, K, 2) \
+            kp = np.asarray(gi.keypoints, dtype=np.float32) \
                 if 'keypoints' in gi else np.zeros((0, K, 2), np.float32)
+            if kp.size and (kp.ndim != 3 or kp.shape[1] != K):
+                raise ValueError(
+                    f'annotations have keypoints of shape {tuple(kp.shape)} but the model has '
+                    f'num_keypoints={K}: use a config for this dataset (e.g. '
+                    'configs/logocap/w32_crowdpose.py for 14-keypoint CrowdPose)')
+            kp = kp.reshape(-1, K, 2)
             vis = np.zeros((len(kp), K), np.float32)
             if 'keypoints_visible' in gi and len(kp):
                 vis = np.asarray(gi.keypoints_visible, dtype=np.float32).reshape(
