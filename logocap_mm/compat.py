@@ -1,6 +1,6 @@
 """Environment shims for the pinned OpenMMLab stack, kept in one place.
 
-Importing this module (``import logocap_mm`` does it first) does three things:
+Importing this module (``import logocap_mm`` does it first) does four things:
 
 1. **Checks numpy**: xtcocotools 1.14.3 wheels (used by MMPose's bottom-up mask transform
    and by CocoMetric) are built against numpy 1.x; under numpy 2 they fail with
@@ -19,7 +19,7 @@ import importlib.machinery
 import sys
 import types
 
-__all__ = ['check_numpy', 'install_mmcv_ext_stub', 'register_safe_globals',
+__all__ = ['check_numpy', 'install_mmcv_ext_stub', 'register_safe_globals', 'allow_cpu_distributed',
            'MMCV_EXT_IS_STUB', 'SAFE_GLOBALS']
 
 MMCV_EXT_IS_STUB = False
@@ -159,6 +159,33 @@ def register_safe_globals():
     return objs
 
 
+def allow_cpu_distributed():
+    """Let mmengine's ``pytorch`` launcher start on machines without CUDA.
+
+    mmengine 0.10's ``init_dist('pytorch')`` calls ``torch.cuda.set_device(LOCAL_RANK)``
+    unconditionally, which raises "Found no NVIDIA driver" on CPU-only machines. When (and
+    only when) no CUDA device exists, that call is made a no-op, so that ``torchrun`` +
+    ``--launcher pytorch`` with ``--cfg-options env_cfg.dist_cfg.backend=gloo
+    model_wrapper_cfg.device_ids=None`` trains with gloo on CPU. Nothing changes where CUDA
+    is available.
+
+    Returns:
+        bool: True if the no-op was installed.
+    """
+    import torch
+    if torch.cuda.is_available() or getattr(torch.cuda.set_device, '_logocap_noop', False):
+        return False
+
+    def set_device(device):  # noqa: ARG001 - no CUDA device to select
+        return None
+
+    set_device._logocap_noop = True
+    set_device.__doc__ = 'logocap_mm: no-op on a machine without CUDA (CPU distributed runs).'
+    torch.cuda.set_device = set_device
+    return True
+
+
 check_numpy()
 install_mmcv_ext_stub()
 register_safe_globals()
+allow_cpu_distributed()

@@ -20,21 +20,8 @@ TINY_COCO = 'tests/configs/tiny_coco.py'
 TINY_OCHUMAN = 'tests/configs/tiny_ochuman.py'
 TINY_CROWDPOSE = 'tests/configs/tiny_crowdpose.py'
 
-# Run MMPose's own tools/train.py under torch.distributed.run on a machine without CUDA.
-# mmengine's _init_dist_pytorch always calls torch.cuda.set_device(LOCAL_RANK) (raises
-# "Found no NVIDIA driver" without a GPU); this launcher only makes that call a no-op when no
-# CUDA device exists, then runs the unmodified script.
-CPU_DIST_LAUNCHER = '''\
-import os.path as osp, runpy, sys
-import torch
-if not torch.cuda.is_available():
-    torch.cuda.set_device = lambda *args, **kwargs: None
-import mmpose
-script = osp.join(osp.dirname(mmpose.__file__), '.mim', 'tools', 'train.py')
-sys.argv = [script] + sys.argv[1:]
-runpy.run_path(script, run_name='__main__')
-'''
-# what a CPU DDP run needs on top: gloo, and DDP without device_ids for a CPU module
+# what a CPU DDP run needs: gloo, and DDP without device_ids for a CPU module (mmengine's
+# `torch.cuda.set_device` call is made a no-op on CUDA-less machines by logocap_mm.compat)
 CPU_DDP_OPTIONS = ['env_cfg.dist_cfg.backend=gloo',
                    'model_wrapper_cfg.type=MMDistributedDataParallel',
                    'model_wrapper_cfg.device_ids=None']
@@ -173,15 +160,13 @@ def test_resume_continues_iterations(trained, tmp_path):
 
 
 def test_distributed_cpu_gloo_with_load_from(trained, tmp_path):
-    """2 processes, gloo on CPU, 2 iterations, initialised with ``load_from``."""
+    """`mim train --launcher pytorch --gpus 2` on CPU: 2 processes, gloo, ``load_from``."""
     work, _ = trained
-    launcher = tmp_path / 'cpu_dist_train.py'
-    launcher.write_text(CPU_DIST_LAUNCHER)
     dist_dir = str(tmp_path / 'dist')
     port = str(29500 + os.getpid() % 1000)
-    rc, log = run([sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2',
-                   '--master_port', port, str(launcher), TINY_COCO, '--launcher', 'pytorch',
-                   '--work-dir', dist_dir, '--cfg-options', *CPU_DDP_OPTIONS,
+    rc, log = run([osp.join(BIN, 'mim'), 'train', 'mmpose', TINY_COCO, '--launcher', 'pytorch',
+                   '--gpus', '2', '--port', port, '--work-dir', dist_dir,
+                   '--cfg-options', *CPU_DDP_OPTIONS,
                    'train_dataloader.batch_size=2', 'train_cfg.max_epochs=2',
                    f'load_from={osp.join(work, "epoch_1.pth")}'],
                   OMP_NUM_THREADS='1')
