@@ -149,3 +149,20 @@ def test_getattr_walk_is_refused(tmp_path):
     # while the legitimate statistics method resolves
     torch.save({'x': _EvilGetattr(HistoryBuffer, 'mean')}, path)
     assert torch.load(path, map_location='cpu')['x'] is HistoryBuffer.mean
+
+
+def test_cpu_only_set_device_noop_only_without_cuda():
+    r = _run("""
+        import torch
+        had_cuda = torch.cuda.is_available()
+        import logocap_mm
+        from logocap_mm import compat
+        print('CUDA', had_cuda, 'NOOP', getattr(torch.cuda.set_device, '_logocap_noop', False))
+        if not had_cuda:
+            print('RET', torch.cuda.set_device(0))
+        """)
+    assert r.returncode == 0, r.stderr[-2000:]
+    if 'CUDA False' in r.stdout:
+        assert 'NOOP True' in r.stdout and 'RET None' in r.stdout
+    else:
+        assert 'NOOP False' in r.stdout
