@@ -107,3 +107,12 @@ def test_global_fast_path_zero_kams_equal_plain():
     assert torch.equal(kp0, kp1)
     assert (v0 - v1).abs().max().item() <= 1e-6
     assert (v1[0, 5] == 0).all()
+
+
+def test_train_worker_inprocess(capsys):
+    args = benchmark.parse_args([TINY, '--device', 'cpu', '--input-size', '128',
+                                 '--train-input-size', '64', '--worker', 'train:2'])
+    out = benchmark.memory_worker(args)
+    assert out['mode'] == 'train' and out['batch_size'] == 2 and out['input_size'] == 64
+    assert out['step_ms'] > 0 and out['peak_mb'] >= out['base_mb'] > 0
+    assert out['loss'] == out['loss']  # finite, not NaN

@@ -521,9 +521,14 @@ def _train_samples(model, B, size, persons, seed):
     """Packed training samples with LOGO-CAP targets for N synthetic people per image."""
     from mmengine.structures import InstanceData, PixelData
     from mmpose.structures import PoseDataSample
+    from mmpose.registry import KEYPOINT_CODECS
     head = model.head
-    codec = head.decoder
     K = head.num_keypoints
+    ccfg = dict(type='LogoCapCodec', input_size=(size, size),
+                heatmap_size=(size // head.stride, size // head.stride))
+    if getattr(head, 'decoder', None) is not None and hasattr(head.decoder, 'sigma'):
+        ccfg['sigma'] = head.decoder.sigma
+    codec = KEYPOINT_CODECS.build(ccfg)     # targets at the training input size
     scene = synthetic_scene(B, persons, (size // 4, size // 4), K, seed=seed)
     out = []
     for b in range(B):
