@@ -93,12 +93,29 @@ def reference_warp_matrix(center: np.ndarray, scale: np.ndarray,
     return cv2.getAffineTransform(src, dst)
 
 
+def _to_three_channels(img: np.ndarray, name: str) -> np.ndarray:
+    """(H, W) / (H, W, 1) -> (H, W, 3) replicated; (H, W, 4) -> drop alpha; else 3 as is."""
+    if img.ndim == 2:
+        img = img[..., None]
+    if img.shape[0] == 0 or img.shape[1] == 0:
+        raise ValueError(f'LogoCapResize: image {name} is empty, shape {img.shape}')
+    c = img.shape[2]
+    if c == 1:
+        return np.ascontiguousarray(np.repeat(img, 3, axis=2))
+    if c == 4:
+        return np.ascontiguousarray(img[..., :3])
+    if c != 3:
+        raise ValueError(f'LogoCapResize: image {name} has {c} channels; expected 1 '
+                         '(grayscale), 3 (colour) or 4 (with alpha)')
+    return img
+
+
 @TRANSFORMS.register_module()
 class LogoCapResize(BaseTransform):
     """Drop-in for MMPose's ``BottomupResize`` in test pipelines, reproducing the reference.
 
     Required keys: ``img`` (H_O, W_O, 3) uint8 (any channel order; channels are warped
-    independently). Modified keys: ``img`` (H_I, W_I, 3), ``img_shape`` (H_I, W_I).
+    independently; 1- and 4-channel images are converted, see below). Modified keys: ``img`` (H_I, W_I, 3), ``img_shape`` (H_I, W_I).
     Added keys: ``input_size`` (W_I, H_I), ``input_center`` (2,) float32 O pixels,
     ``input_scale`` (2,) float32 O pixels, ``warp_mat`` (2, 3) float64 O -> I, ``aug_scale`` None.
 
@@ -116,6 +133,15 @@ class LogoCapResize(BaseTransform):
         pad_val (int | tuple): border value of the warp. Defaults to 0 (reference).
         aug_scales: only ``None`` (no multi-scale test in the reference).
         use_udp (bool): only ``False``.
+        max_long_side (int): largest allowed canvas side (4096). The canvas keeps the aspect
+            ratio (short side ``S``), so an extreme image (1x300 at S=256 would need a
+            256x76800 canvas) is rejected with a ``ValueError`` naming the file instead of
+            exhausting memory inside the network.
+
+    Input channels: grayscale ``(H, W)`` / ``(H, W, 1)`` images are replicated to 3 channels
+    and the alpha channel of ``(H, W, 4)`` images is dropped (``LoadImage`` already gives 3
+    channels for files; this covers arrays passed to the inferencer); other channel counts
+    and empty images raise a ``ValueError`` naming the file.
     """
 
     def __init__(self,
@@ -125,7 +151,8 @@ class LogoCapResize(BaseTransform):
                  resize_mode: str = 'expand',
                  pad_val: Union[int, Sequence[int]] = (0, 0, 0),
                  aug_scales: Optional[Sequence[float]] = None,
-                 use_udp: bool = False):
+                 use_udp: bool = False,
+                 max_long_side: int = 4096):
         super().__init__()
         if isinstance(input_size, (tuple, list)):
             if len(input_size) != 2 or int(input_size[0]) != int(input_size[1]):
@@ -153,6 +180,11 @@ class LogoCapResize(BaseTransform):
         if use_udp:
             raise ValueError('LogoCapResize: use_udp must be False (the reference warp is '
                              'not UDP)')
+        if isinstance(max_long_side, bool) or not isinstance(max_long_side, (int, np.integer)) \
+                or max_long_side <= 0:
+            raise ValueError('LogoCapResize: max_long_side must be a positive int, got '
+                             f'{max_long_side!r}')
+        self.max_long_side = int(max_long_side)
         self.input_size = int(input_size)
         self.size_factor = int(size_factor)
         self.round_mode = round_mode
@@ -164,9 +196,18 @@ class LogoCapResize(BaseTransform):
         if not isinstance(img, np.ndarray) or img.ndim not in (2, 3):
             raise ValueError('LogoCapResize: results["img"] must be an (H, W[, C]) numpy array, '
                              f'got {type(img).__name__}')
+        name = results.get('img_path') or '<array>'
+        img = _to_three_channels(img, name)
         h, w = img.shape[:2]
         size_wh, center, scale = reference_resize_params(
             (w, h), self.input_size, self.size_factor, self.round_mode)
+        if max(size_wh) > self.max_long_side:
+            raise ValueError(
+                f'LogoCapResize: image {name} is {w}x{h} (w x h); scaling its short side to '
+                f'{self.input_size} needs a {size_wh[0]}x{size_wh[1]} input canvas, above '
+                f'max_long_side={self.max_long_side}. Crop or pad it to an aspect ratio of at '
+                f'most about {self.max_long_side / max(self.input_size, 1):g}:1, or raise '
+                'max_long_side in the test pipeline.')
         warp_mat = reference_warp_matrix(center, scale, size_wh)
         pad = self.pad_val
         if isinstance(pad, (tuple, list)):
@@ -187,4 +228,4 @@ class LogoCapResize(BaseTransform):
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}(input_size={self.input_size}, '
                 f'size_factor={self.size_factor}, round_mode={self.round_mode!r}, '
-                f'pad_val={self.pad_val!r})')
+                f'pad_val={self.pad_val!r}, max_long_side={self.max_long_side})')

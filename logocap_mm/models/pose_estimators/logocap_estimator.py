@@ -7,6 +7,13 @@ from mmpose.registry import MODELS
 from mmpose.utils.typing import SampleList
 from torch import Tensor
 
+from logocap_mm.models.heads.logocap_decoder import ADAPTATION_LEVELS
+from logocap_mm.models.heads.logocap_head import FLIP_MODES
+from logocap_mm.models.utils.checkpoint import (check_state_dict_keys,
+                                                install_checkpoint_file_errors)
+
+install_checkpoint_file_errors()  # unreadable checkpoint files: errors name the file
+
 
 def _split(feats, n: int):
     """Split a (nested) tuple/list of (2B, ...) tensors into two halves."""
@@ -27,6 +34,23 @@ class LogoCapPoseEstimator(BottomupPoseEstimator):
     also works under the stock ``BottomupPoseEstimator``. Note that BatchNorm in eval mode
     makes both paths numerically identical; only speed differs.
     """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # fail at build time, not at the first test batch (the head checks again per call)
+        tc = self.test_cfg or {}
+        if tc.get('adaptation', 'full') not in ADAPTATION_LEVELS:
+            raise ValueError(f'test_cfg.adaptation must be one of {ADAPTATION_LEVELS}, got '
+                             f"{tc.get('adaptation')!r}")
+        if tc.get('flip_mode', 'reference') not in FLIP_MODES:
+            raise ValueError(f'test_cfg.flip_mode must be one of {FLIP_MODES}, got '
+                             f"{tc.get('flip_mode')!r}")
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # mmengine loads with strict=False and only logs bad keys: reject reference (not
+        # converted) checkpoints, other models and shape mismatches with a clear ValueError
+        check_state_dict_keys(self, state_dict, prefix)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def predict(self, inputs: Union[Tensor, List[Tensor]],
                 data_samples: SampleList) -> SampleList:
