@@ -41,7 +41,7 @@ def test_synthetic_scene_gives_exactly_n_centres():
 
 def test_benchmark_smoke(tmp_path):
     out = tmp_path / 'bench.json'
-    res = benchmark.main([TINY, '--device', 'cpu', '--persons', '1', '3', '--batch-size', '2',
+    res = benchmark.main([TINY, '--device', 'cpu', '--persons', '1', '3', '--batch-size', '1',
                           '--repeats', '1', '--warmup', '0', '--input-size', '64',
                           '--memory', 'none', '--compare-plain', '--out', str(out)])
     data = json.loads(out.read_text())
@@ -69,7 +69,7 @@ def test_benchmark_smoke(tmp_path):
         assert all('ratio_to_dekr' in r for r in data['results'])
     else:
         assert 'mmcv' in data['dekr']['message']
-    assert res['results'][0]['batch_size'] == 2
+    assert res['results'][0]['batch_size'] == 1
 
 
 def test_memory_worker_inprocess(capsys):
