@@ -20,7 +20,7 @@ test: $(STAMP)
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
 demo: $(STAMP)
-	VENV=$(VENV) bash tools/demo.sh
+	VENV=$(VENV) MMCV=$(MMCV) bash tools/synthetic_demo.sh
 
 clean-env:
 	rm -rf $(VENV)

@@ -68,7 +68,7 @@ def test_annotation_semantics(synth):
     anns = coco['annotations']
     assert len({a['id'] for a in anns}) == len(anns)
     people = [a for a in anns if not a['iscrowd']]
-    assert len(people) >= 2 * len(imgs)  # multi-person
+    assert len(people) >= 1.5 * len(imgs)  # multi-person
     vis_counts = np.zeros(3, int)
     for a in anns:
         im = imgs[a['image_id']]
@@ -152,3 +152,17 @@ def test_tiny_config_points_at_the_generator_layout(synth, monkeypatch):
     assert osp.exists(cfg.test_evaluator.ann_file)
     assert cfg.model.type == 'LogoCapPoseEstimator'
     assert cfg.codec.input_size == (128, 128) and cfg.codec.heatmap_size == (32, 32)
+
+
+def test_demo_script_and_make_target():
+    import subprocess
+    script = osp.join(ROOT, 'tools', 'synthetic_demo.sh')
+    subprocess.run(['bash', '-n', script], check=True)
+    with open(osp.join(ROOT, 'Makefile')) as f:
+        mk = f.read()
+    demo = mk.split('\ndemo:', 1)[1].split('\n\n', 1)[0]
+    assert '$(STAMP)' in demo.splitlines()[0] and 'tools/synthetic_demo.sh' in demo
+    with open(script) as f:
+        text = f.read()
+    # creates / reuses the environment like the Makefile's stamp rule
+    assert 'tools/install_env.sh' in text and '.logocap_env_$MMCV' in text

@@ -9,11 +9,11 @@ Writes, under ``--out-dir`` only::
     train/000000.jpg ...                      val/000000.jpg ...
     meta.json                                 (the generator arguments: a cache stamp)
 
-Each image shows 1-6 articulated figures with the 17 COCO keypoints (COCO order; the figure's
+Each image shows 1-4 articulated figures with the 17 COCO keypoints (COCO order; the figure's
 left side is on the image right: figures face the camera, heads turn by a yaw angle) drawn
 over a cluttered background (gradient, random shapes and limb-like bars, noise). Figures have
 plausible limb proportions with per-person length / width jitter, random arm/leg/torso/head
-poses, heights from ~0.2 to ~1 image height, and overlap each other. Annotations follow COCO:
+poses, heights from ~0.3 to ~1 image height (mostly >= 0.5), and overlap each other. Annotations follow COCO:
 
 * keypoints (x, y, v): v=2 visible, v=1 labelled but occluded (covered by a figure drawn in
   front, or a far-side ear/eye hidden by the head), v=0 outside the image (x = y = 0);
@@ -44,7 +44,7 @@ SKELETON = [[16, 14], [14, 12], [17, 15], [15, 13], [12, 13], [6, 12], [7, 13], 
             [6, 8], [7, 9], [8, 10], [9, 11], [2, 3], [1, 2], [1, 3], [2, 4], [3, 5], [4, 6],
             [5, 7]]
 IMAGE_SIZES = ((256, 256), (320, 256), (256, 320))  # (W, H)
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 
 # body proportions as fractions of the figure height (head top to ankle)
 PROP = dict(head_r=0.065, neck=0.05, torso=0.30, shoulder_w=0.24, hip_w=0.17,
@@ -193,7 +193,7 @@ def background(rng, w, h):
     t = (np.cos(ang) * xs / w + np.sin(ang) * ys / h)
     t = (t - t.min()) / max(t.max() - t.min(), 1e-6)
     img = (c0 * (1 - t[..., None]) + c1 * t[..., None]).astype(np.uint8)
-    for _ in range(int(rng.integers(10, 35))):
+    for _ in range(int(rng.integers(4, 14))):
         kind = rng.integers(0, 5)
         col = _color(rng)
         x, y = int(rng.integers(0, w)), int(rng.integers(0, h))
@@ -252,7 +252,7 @@ def make_image(rng, img_id, ann_start):
     img = background(rng, w, h)
     anns = []
     # crowd region: a cluster of tiny figures, drawn first (behind everybody else)
-    if rng.random() < 0.25:
+    if rng.random() < 0.15:
         crowd = np.zeros((h, w), np.uint8)
         cx, cy = rng.uniform(0.15, 0.85) * w, rng.uniform(0.2, 0.6) * h
         for _ in range(int(rng.integers(4, 9))):
@@ -266,11 +266,11 @@ def make_image(rng, img_id, ann_start):
                              area=float(crowd.sum()), bbox=_bbox(crowd),
                              keypoints=[0] * 51, num_keypoints=0))
     # people, drawn far to near (ordered by the ankle line: lower in the image is nearer)
-    n = int(rng.choice([1, 2, 3, 4, 5, 6], p=[0.15, 0.2, 0.25, 0.2, 0.12, 0.08]))
+    n = int(rng.choice([1, 2, 3, 4], p=[0.25, 0.35, 0.25, 0.15]))
     people = []
     cluster_x = rng.uniform(0.3, 0.7) * w
     for _ in range(n):
-        ph = rng.uniform(0.35, 1.0) * h if rng.random() < 0.85 else rng.uniform(0.2, 0.35) * h
+        ph = rng.uniform(0.5, 1.0) * h if rng.random() < 0.9 else rng.uniform(0.3, 0.5) * h
         if rng.random() < 0.6:  # clustered: people overlap
             rx = cluster_x + rng.normal(0, 0.15) * w
         else:
