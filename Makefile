@@ -1,7 +1,8 @@
 # logocap_mm developer entry points. Both targets create .venv from tools/install_env.sh
 # when it is missing (a second run reuses it).
 #   make test            run the test-suite (mmcv-lite environment by default)
-#   make demo            the main job on bundled data (train, test, visualise)
+#   make demo            synthetic crowd benchmark: generate data, mim train a tiny LOGO-CAP on
+#                        CPU, mim test the 3 adaptation levels, KEM upper bound, drawings
 #   MMCV=full make ...   build mmcv 2.1.0 with its CPU ops instead (~10 min; needed by DEKR)
 VENV ?= .venv
 MMCV ?= lite
