@@ -101,7 +101,8 @@ def test_predict_original_image_coordinates(cfg, flip, adaptation):
 
 def test_batch2_equals_two_batch1(cfg):
     """Two images with the same canvas give the same poses in a batch as alone."""
-    model = _model(cfg, flip_test=True, adaptation='full').eval()
+    # image_chunk=None: really one batch (on CPU 'auto' would decode image by image)
+    model = _model(cfg, flip_test=True, adaptation='full', image_chunk=None).eval()
     ds = _dataset(cfg, 'test')
     names = [osp.basename(ds[i]['data_samples'].metainfo['img_path']) for i in range(len(ds))]
     i1 = names.index('000000040083.jpg')
@@ -258,3 +259,21 @@ def test_keypoint_count_mismatch_is_a_clear_error(cfg):
     proc = model.data_preprocessor(data, True)
     with pytest.raises(ValueError, match='num_keypoints=17'):
         model(**proc, mode='loss')
+
+
+def test_image_chunking_gives_identical_predictions(cfg):
+    ds = _dataset(cfg, 'test')
+    data = _batch(ds, [0, 1, 2])
+    outs = {}
+    for chunk in (None, 1, 2):
+        model = _model(cfg, flip_test=True, image_chunk=chunk).eval()
+        with torch.no_grad():
+            outs[chunk] = model.test_step(copy.deepcopy(data))
+    for chunk in (1, 2):
+        for a, b in zip(outs[None], outs[chunk]):
+            np.testing.assert_array_equal(a.pred_instances.keypoints.shape,
+                                          b.pred_instances.keypoints.shape)
+            np.testing.assert_allclose(a.pred_instances.keypoints,
+                                       b.pred_instances.keypoints, atol=1e-3)
+    with pytest.raises(ValueError, match='image_chunk'):
+        _model(cfg, image_chunk=0)

@@ -113,6 +113,9 @@ def parse_args(argv=None):
     p.add_argument('--train-input-size', type=int, default=None,
                    help='input side for the training-step memory (default: --input-size)')
     p.add_argument('--threads', type=int, default=None, help='torch.set_num_threads')
+    p.add_argument('--image-chunk', default=None,
+                   help="override the config's test_cfg.image_chunk: 'auto' (1 image per "
+                        "chunk on CPU, none on CUDA), 'none' or an int")
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--worker', default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -699,6 +702,12 @@ def benchmark(args) -> dict:
         dekr, dekr_msg = build_dekr(cfg, device, flip, size, args.dekr_deform, args.seed)
         if dekr is None:
             pass
+    from logocap_mm.models.pose_estimators import LogoCapPoseEstimator
+    if args.image_chunk is not None:
+        model.test_cfg['image_chunk'] = (args.image_chunk if args.image_chunk == 'auto'
+                                         else (None if args.image_chunk == 'none'
+                                               else int(args.image_chunk)))
+    chunk_cfg = LogoCapPoseEstimator.image_chunk(device, model.test_cfg)
     rows = []
     load_start = os.getloadavg()
     for B in args.batch_size:
@@ -708,6 +717,8 @@ def benchmark(args) -> dict:
                       synthetic_scene(B, N, (h, w), K, seed=args.seed + N).items()}
                   for N in args.persons}
         canvas = canvas_of(B)
+        # the estimator's test_cfg.image_chunk ('auto': 1 image per chunk on CPU)
+        chunk = chunk_cfg or B
         times = {N: {s: [] for s in STAGES} for N in args.persons}
         cpu = {N: {s: [] for s in STAGES} for N in args.persons}
         plain = {N: [] for N in args.persons}
@@ -716,14 +727,19 @@ def benchmark(args) -> dict:
             for i in range(args.warmup + args.repeats):
                 timer = StageTimer(device)
                 timer.start()
-                hm, off, emb = run_backbone(model, x, flip)
+                feats = [run_backbone(model, x[c:c + chunk], flip) for c in range(0, B, chunk)]
                 timer.lap('backbone')
                 for N in args.persons:
                     sc = scenes[N]
                     t2 = StageTimer(device)
                     t2.start()
-                    _, nvalid = run_decoder_stages(head, sc['heatmaps'], sc['offsets'], emb,
-                                                   canvas, t2)
+                    nvalid = []
+                    for j, c in enumerate(range(0, B, chunk)):
+                        _, nv = run_decoder_stages(head, sc['heatmaps'][c:c + chunk],
+                                                   sc['offsets'][c:c + chunk], feats[j][2],
+                                                   canvas[c:c + chunk], t2)
+                        nvalid.append(nv)
+                    nvalid = torch.cat(nvalid)
                     if i >= args.warmup:
                         times[N]['backbone'].append(timer.times['backbone'])
                         cpu[N]['backbone'].append(timer.cpu_times['backbone'])
@@ -734,10 +750,14 @@ def benchmark(args) -> dict:
                     if args.compare_plain:
                         t3 = StageTimer(device)
                         t3.start()
-                        run_decoder_stages(head, sc['heatmaps'], sc['offsets'], emb, canvas,
-                                           t3, fast=False)
+                        for j, c in enumerate(range(0, B, chunk)):
+                            run_decoder_stages(head, sc['heatmaps'][c:c + chunk],
+                                               sc['offsets'][c:c + chunk], feats[j][2],
+                                               canvas[c:c + chunk], t3, fast=False)
                         if i >= args.warmup:
                             plain[N].append(t3.times['global'])
+            hm, off, emb = (torch.cat([f[k] for f in feats]) for k in range(3))
+            del feats
             # FLOPs and checks, once per (B, N), untimed
             fl_backbone = count_flops(lambda: run_backbone(model, x, flip))
             for N in args.persons:
@@ -752,6 +772,7 @@ def benchmark(args) -> dict:
                 err = check_staged_equals_decoder(head, sc['heatmaps'], sc['offsets'], emb,
                                                   canvas)
                 row = dict(batch_size=B, persons=N, persons_found=found[N], flip=flip,
+                           image_chunk=chunk,
                            stages_ms={s: _median_min(times[N][s]) for s in STAGES})
                 tot = [sum(times[N][s][r] for s in STAGES) for r in range(args.repeats)]
                 row['total_ms'] = _median_min(tot)

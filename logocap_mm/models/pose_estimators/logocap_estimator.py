@@ -45,6 +45,27 @@ class LogoCapPoseEstimator(BottomupPoseEstimator):
         if tc.get('flip_mode', 'reference') not in FLIP_MODES:
             raise ValueError(f'test_cfg.flip_mode must be one of {FLIP_MODES}, got '
                              f"{tc.get('flip_mode')!r}")
+        self.image_chunk(torch.device('cpu'), tc)  # validates test_cfg.image_chunk
+
+    @staticmethod
+    def image_chunk(device: torch.device, test_cfg: dict):
+        """Images per inference chunk, from ``test_cfg.image_chunk``.
+
+        ``'auto'`` (default): 1 on CPU, where a large batch through HRNet runs at a lower
+        throughput per image (cache-bound: 135 vs 191 GFLOP/s at batch 8 vs 1 here), and no
+        chunking on accelerators, where batching pays. An int chunks on every device;
+        ``None`` disables chunking. Chunking never changes the predictions (every image is
+        decoded independently).
+        """
+        chunk = (test_cfg or {}).get('image_chunk', 'auto')
+        if chunk == 'auto':
+            return 1 if device.type == 'cpu' else None
+        if chunk is None:
+            return None
+        if not isinstance(chunk, int) or isinstance(chunk, bool) or chunk < 1:
+            raise ValueError(f"test_cfg.image_chunk must be 'auto', None or a positive int, "
+                             f'got {chunk!r}')
+        return chunk
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # mmengine loads with strict=False and only logs bad keys: reject reference (not
@@ -54,6 +75,14 @@ class LogoCapPoseEstimator(BottomupPoseEstimator):
 
     def predict(self, inputs: Union[Tensor, List[Tensor]],
                 data_samples: SampleList) -> SampleList:
+        if isinstance(inputs, Tensor):
+            chunk = self.image_chunk(inputs.device, self.test_cfg)
+            if chunk is not None and inputs.shape[0] > chunk:
+                out = []
+                for i in range(0, inputs.shape[0], chunk):
+                    out.extend(self.predict(inputs[i:i + chunk],
+                                            data_samples[i:i + chunk]))
+                return out
         flip_test = self.test_cfg.get('flip_test', False)
         if not flip_test or self.test_cfg.get('multiscale_test', False) \
                 or not isinstance(inputs, Tensor):
