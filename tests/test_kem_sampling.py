@@ -5,7 +5,6 @@ import os.path as osp
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 from logocap_mm.models.utils.kem import expansion_rates, kem_offsets, local_kem_grid
 from logocap_mm.models.utils.sampling import sample_bilinear, sample_kem_latents

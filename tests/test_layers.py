@@ -5,7 +5,6 @@ import os.path as osp
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 from logocap_mm.models.layers import LogoCapAttnBatchNorm2d, LogoCapCMP
 from logocap_mm.models.utils.kem import expansion_rates, local_kem_grid

@@ -141,10 +141,9 @@ def _decode(head, canvas, hm=None, off=None, emb=None, poses=None, cs=None, kam_
     reference's own stage inputs (``poses`` (1, N, K, 2) I, ``cs`` (1, N), ``kam_raw``
     (1, N, K, s, s)); stages whose inputs are missing are skipped.
     """
-    from logocap_mm.codecs.decode_utils import sample_heatmaps_at_poses, upsample_heatmaps
+    from logocap_mm.codecs.decode_utils import sample_heatmaps_at_poses
     from logocap_mm.models.utils.global_adapt import (gaussian_window, kam_convolution,
                                                       sample_windows)
-    from logocap_mm.models.utils.pose_nms import pose_nms
     from logocap_mm.models.utils.sampling import sample_kem_latents
     dec, K = head.pose_decoder, head.num_keypoints
     out, hr = {}, None
@@ -212,7 +211,6 @@ def _stages(conv, path, size):
         return _CACHE[path]
     z = dict(np.load(path))
     model, head = conv['model'], conv['model'].head
-    K = head.num_keypoints
     data = _pack(conv, z, size)
     out = dict(z=z, inputs_uint8=data['inputs'], data=data)
     with torch.no_grad():

@@ -1,6 +1,5 @@
 """LogoCapResize: exact parity with the reference's test resize (fixture README §4, spec §2.1)."""
 import glob
-import os
 import os.path as osp
 import re
 

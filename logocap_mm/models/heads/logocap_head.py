@@ -4,7 +4,7 @@ Frames: **F** is the head's output grid (stride 4 in the paper), **I** the netwo
 canvas (stride 1). ``predict`` returns keypoints in I, as MMPose's bottom-up estimator
 expects (it maps them to the original image).
 """
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -23,7 +23,7 @@ from logocap_mm.models.utils.global_adapt import (gaussian_window,
                                                   sample_windows)
 from logocap_mm.models.utils.matching import kem_oks, match_kem_targets
 from logocap_mm.models.utils.sampling import sample_kem_latents
-from .logocap_decoder import ADAPTATION_LEVELS, LogoCapDecoder
+from .logocap_decoder import LogoCapDecoder
 
 COCO_SIGMAS = [.026, .025, .025, .035, .035, .079, .079, .072, .072, .062, .062, .107,
                .107, .087, .087, .089, .089]
