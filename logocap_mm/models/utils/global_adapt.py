@@ -87,7 +87,6 @@ def _sample_rows(maps: Tensor, mrow: Tensor, centers: Tensor, size: int) -> Tens
     """Per-point reference sampling of windows; row m samples ``maps[mrow[m]]`` around
     ``centers[m]`` -> (M, S, S). Same arithmetic (and order) as the reference sampler."""
     Mm, H, W = maps.shape
-    mrow.numel()
     u = torch.arange(size, device=maps.device, dtype=maps.dtype) - size // 2
     centers = centers.to(maps.dtype)
     px = centers[:, 0, None] + u                                       # (M, S) along b
@@ -369,7 +368,6 @@ def _weighted_windows_fast_rows(maps: Tensor, mrow: Tensor, centers: Tensor, siz
         (M, S, S) equal to ``gaussian_window * sample_windows`` up to float rounding.
     """
     Mm, H, W = maps.shape
-    mrow.numel()
     dev, dt = maps.device, maps.dtype
     c = size // 2
     u = torch.arange(size, device=dev, dtype=dt) - c
