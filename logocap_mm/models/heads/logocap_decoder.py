@@ -22,7 +22,7 @@ from torch import Tensor
 from logocap_mm.codecs.decode_utils import (centre_offset_poses, find_centers,
                                             sample_heatmaps_at_poses,
                                             upsample_heatmaps)
-from logocap_mm.models.utils.global_adapt import global_adaptation
+from logocap_mm.models.utils.global_adapt import global_adaptation, partial_decode
 from logocap_mm.models.utils.kem import expansion_rates, local_kem_grid
 from logocap_mm.models.utils.pose_nms import pose_nms
 from logocap_mm.models.utils.sampling import sample_kem_latents
@@ -194,16 +194,7 @@ class LogoCapDecoder(nn.Module):
     def partial_refine(self, kem: Tensor, kams: Tensor):
         """'partial': per keypoint the KEM point with the largest clamped KAM (first maximum
         in i*s + j order). (B, T, s, s, K, 2), (B, T, K, s, s) -> (B, T, K, 2), (B, T, K)."""
-        B, T, s, _, K, _ = kem.shape
-        flat = kams.reshape(B, T, K, s * s)
-        val, idx = flat.max(-1)
-        # torch.max returns the first maximal index on CPU and CUDA for ties in recent torch;
-        # make it explicit: first index whose value equals the max.
-        first = (flat == val[..., None]).to(torch.int8).argmax(-1)
-        idx = first
-        pts = kem.permute(0, 1, 4, 2, 3, 5).reshape(B, T, K, s * s, 2)
-        kpts = pts.gather(3, idx[..., None, None].expand(B, T, K, 1, 2))[..., 0, :]
-        return kpts, val
+        return partial_decode(kem, kams)
 
     def finalize(self, keypoints: Tensor, values: Tensor, center_scores: Tensor,
                  valid: Tensor) -> List[Dict[str, Tensor]]:

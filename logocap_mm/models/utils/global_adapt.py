@@ -457,22 +457,15 @@ def partial_decode(kem: Tensor, kams: Tensor) -> Tuple[Tensor, Tensor]:
 def none_decode(heatmaps_up: Tensor, poses: Tensor) -> Tensor:
     """``'none'`` level (spec §2.10): heatmap value of keypoint k at P0_k (reference sampler).
 
+    The same computation as the codec's centre-offset decode; one implementation serves
+    both (:func:`logocap_mm.codecs.decode_utils.sample_heatmaps_at_poses`).
+
     Args:
         heatmaps_up: (B, K, H, W); poses: (B, T, K, 2) in I.
 
     Returns:
         (B, T, K) values.
     """
+    from logocap_mm.codecs.decode_utils import sample_heatmaps_at_poses
     _check_maps_poses(heatmaps_up, poses)
-    B, K, H, W = heatmaps_up.shape
-    T = poses.shape[1]
-    poses = poses.to(heatmaps_up.dtype)
-    x0, x1, wx0, wx1 = axis_weights(poses[..., 0], W)
-    y0, y1, wy0, wy1 = axis_weights(poses[..., 1], H)
-    flat = heatmaps_up.reshape(B, 1, K, H * W).expand(B, T, K, H * W)
-
-    def g(yy, xx):
-        return torch.gather(flat, 3, (yy * W + xx)[..., None])[..., 0]
-
-    return (g(y0, x0) * wy0 * wx0 + g(y0, x1) * wy0 * wx1 +
-            g(y1, x0) * wy1 * wx0 + g(y1, x1) * wy1 * wx1)
+    return sample_heatmaps_at_poses(heatmaps_up, poses)
