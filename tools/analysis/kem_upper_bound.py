@@ -96,18 +96,8 @@ def gt_in_input_frame(data_samples, num_keypoints: int, device, dtype):
         xy = (kp[..., :2] - c + 0.5 * sc) / sc * sz
         area = np.asarray([a['area'] for a in anns], np.float64) * np.prod(sz / sc)
         items.append((xy, (kp[..., 2] > 0).astype(np.float64), area))
-    G = max([len(i[0]) for i in items] + [1])
-    B = len(items)
-    kpts = torch.zeros(B, G, K, 2, device=device, dtype=dtype)
-    vis = torch.zeros(B, G, K, device=device, dtype=dtype)
-    areas = torch.zeros(B, G, device=device, dtype=dtype)
-    for b, (xy, v, a) in enumerate(items):  # ragged packing only
-        n = len(xy)
-        if n:
-            kpts[b, :n] = torch.as_tensor(xy, device=device, dtype=dtype)
-            vis[b, :n] = torch.as_tensor(v, device=device, dtype=dtype)
-            areas[b, :n] = torch.as_tensor(a, device=device, dtype=dtype)
-    return kpts, vis, areas
+    from logocap_mm.models.utils.matching import pad_ground_truth
+    return pad_ground_truth(items, K, device, dtype)
 
 
 class MultiLevelDecoder(nn.Module):

@@ -21,7 +21,8 @@ from logocap_mm.models.layers import LogoCapCMP
 from logocap_mm.models.utils.global_adapt import (gaussian_window,
                                                   kam_convolution,
                                                   sample_windows)
-from logocap_mm.models.utils.matching import kem_oks, match_kem_targets
+from logocap_mm.models.utils.matching import (kem_oks, match_kem_targets,
+                                              pad_ground_truth)
 from logocap_mm.models.utils.sampling import sample_kem_latents
 from .logocap_decoder import LogoCapDecoder
 
@@ -275,7 +276,6 @@ class LogoCapHead(BaseHead):
     def _gt_instances(self, batch_data_samples, device, dtype):
         """Pad the ground truth to (B, G, ...) tensors in I (G >= 1; empty -> all zero)."""
         K = self.num_keypoints
-        B = len(batch_data_samples)
         items = []
         for ds in batch_data_samples:
             gi = ds.gt_instances
@@ -308,17 +308,7 @@ class LogoCapHead(BaseHead):
             inside = in_x & (kp[..., 1] >= 0) & (kp[..., 1] < h)
             vis = np.where(inside & np.isfinite(kp).all(-1), (vis > 0).astype(np.float32), 0.)
             items.append((np.nan_to_num(kp), vis, np.nan_to_num(area)))
-        G = max([len(k) for k, _, _ in items] + [1])
-        kpts = torch.zeros(B, G, K, 2, device=device, dtype=dtype)
-        vis = torch.zeros(B, G, K, device=device, dtype=dtype)
-        area = torch.zeros(B, G, device=device, dtype=dtype)
-        for b, (k, v, a) in enumerate(items):  # ragged packing only
-            n = len(k)
-            if n:
-                kpts[b, :n] = torch.from_numpy(k).to(device, dtype)
-                vis[b, :n] = torch.from_numpy(v).to(device, dtype)
-                area[b, :n] = torch.from_numpy(a).to(device, dtype)
-        return kpts, vis, area
+        return pad_ground_truth(items, K, device, dtype)
 
     def loss(self, feats: Tuple[Tensor], batch_data_samples: OptSampleList,
              train_cfg: ConfigType = {}) -> dict:

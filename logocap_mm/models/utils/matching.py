@@ -4,12 +4,14 @@ Everything is computed in the input frame **I**: the training affine is a simila
 flip preserves distances, so the reference's OKS in the original image O equals the OKS in I
 with ``area_I = area_O * |det(A)|`` (A: the 2x2 part of the O -> I affine).
 """
-from typing import Dict, Sequence, Union
+from typing import Dict, List, Sequence, Tuple, Union
+
+import numpy as np
 
 import torch
 from torch import Tensor
 
-__all__ = ['kem_oks', 'match_kem_targets']
+__all__ = ['kem_oks', 'match_kem_targets', 'pad_ground_truth']
 
 
 def kem_oks(kem: Tensor, gt_kpts: Tensor, gt_vis: Tensor, gt_area: Tensor,
@@ -93,3 +95,32 @@ def match_kem_targets(S: Tensor, gt_vis: Tensor, gate: float = 0.5) -> Dict[str,
     weights = (oks_joints.flatten(-2).amax(-1) - oks_joints[..., c, c]) * passed[..., None]
     return dict(assigned=assigned, oks_joints=oks_joints, oks_person=oks_person, keep=keep,
                 weights=weights)
+
+
+def pad_ground_truth(items: List[Tuple[np.ndarray, np.ndarray, np.ndarray]],
+                     num_keypoints: int, device=None, dtype=torch.float32
+                     ) -> Tuple[Tensor, Tensor, Tensor]:
+    """Pack per-image ground truth into padded tensors for :func:`kem_oks`.
+
+    Args:
+        items: per image ``(keypoints (G_b, K, 2) in I, visibility (G_b, K),
+            areas (G_b,) in I)`` (numpy or anything ``torch.as_tensor`` takes).
+        num_keypoints: K.
+
+    Returns:
+        keypoints (B, G, K, 2), visibility (B, G, K), areas (B, G) with
+        G = max(1, max_b G_b); padding slots are all zero (OKS 0, never matched usefully).
+    """
+    K = num_keypoints
+    B = len(items)
+    G = max([len(it[0]) for it in items] + [1])
+    kpts = torch.zeros(B, G, K, 2, device=device, dtype=dtype)
+    vis = torch.zeros(B, G, K, device=device, dtype=dtype)
+    area = torch.zeros(B, G, device=device, dtype=dtype)
+    for b, (k, v, a) in enumerate(items):  # ragged packing only
+        n = len(k)
+        if n:
+            kpts[b, :n] = torch.as_tensor(k, device=device, dtype=dtype)
+            vis[b, :n] = torch.as_tensor(v, device=device, dtype=dtype)
+            area[b, :n] = torch.as_tensor(a, device=device, dtype=dtype)
+    return kpts, vis, area
