@@ -9,11 +9,14 @@ Importing this module (``import logocap_mm`` does it first) does four things:
    imports ``mmcv.ops`` at module level in a few heads, so ``mmpose.models`` would not import
    without it. LOGO-CAP needs no compiled op; any op that is actually *called* raises a
    ``NotImplementedError`` that says which op needs full mmcv.
-3. **Allow-lists the few types mmengine's Runner puts into checkpoints** for
-   ``torch.load(weights_only=True)`` (the default since torch 2.6), so ``mim test``,
-   ``--resume``, ``load_from`` and ``MMPoseInferencer`` load our checkpoints without the
-   insecure process-wide ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD``. Anything else a pickle asks
-   for (e.g. ``os.system``) is still refused by torch.
+3. **Allow-lists the few types mmengine's Runner puts into checkpoints**, for
+   ``torch.load(weights_only=True)`` (the default since torch 2.6), *only while mmengine's
+   checkpoint loader runs* (:mod:`logocap_mm.safe_load`), so ``mim test``, ``--resume``,
+   ``load_from`` and ``MMPoseInferencer`` load our checkpoints without the insecure
+   ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` and torch's process-wide allow-list stays as it was.
+   Object / structured numpy dtypes and anything else a pickle asks for (e.g. ``os.system``)
+   are refused.
+4. **Lets mmengine's CPU distributed launch work** (:func:`allow_cpu_distributed`).
 """
 import importlib.machinery
 import sys
@@ -81,82 +84,26 @@ def install_mmcv_ext_stub():
     return True
 
 
-def _safe_global_objects():
-    """The types a checkpoint written by mmengine's Runner (and by our converter) holds."""
-    import numpy as np
-    objs = [np.ndarray, np.dtype]
-    # numpy 1.x: numpy.core.multiarray; numpy 2.x: numpy._core.multiarray
-    for modname in ('numpy.core.multiarray', 'numpy._core.multiarray'):
-        try:
-            mod = __import__(modname, fromlist=['_reconstruct'])
-        except ImportError:
-            continue
-        for attr in ('_reconstruct', 'scalar'):
-            if hasattr(mod, attr):
-                objs.append(getattr(mod, attr))
-    # dtype classes (np.dtypes exists from numpy 1.25)
-    dtypes = getattr(np, 'dtypes', None)
-    if dtypes is not None:
-        for name in dir(dtypes):
-            if name.endswith('DType'):
-                objs.append(getattr(dtypes, name))
-    # numpy scalar types that appear as meta values (np.float64(...) etc.)
-    for name in ('float64', 'float32', 'float16', 'int64', 'int32', 'int16', 'int8',
-                 'uint8', 'bool_'):
-        objs.append(getattr(np, name))
-    try:
-        from mmengine.logging.history_buffer import HistoryBuffer
-        objs.append(HistoryBuffer)
-    except ImportError:  # pragma: no cover - mmengine is a hard requirement
-        pass
-    try:
-        from mmengine.config import ConfigDict
-        objs.append(ConfigDict)
-    except ImportError:  # pragma: no cover
-        pass
-    import collections
-    objs.append(collections.OrderedDict)
-    objs.append(collections.defaultdict)
-    return objs
+def register_safe_globals():
+    """Scope the checkpoint allow-list to checkpoint loading (see :mod:`logocap_mm.safe_load`).
 
+    mmengine's ``CheckpointLoader.load_checkpoint`` (``load_from``, ``--resume``, ``mim test``,
+    the inferencer, ``tools/demo.py``) runs inside :func:`~logocap_mm.safe_load.checkpoint_safe_globals`,
+    and loaded ``HistoryBuffer`` state can no longer rewrite the class-wide statistics table.
+    torch's process-wide allow-list is left unchanged.
 
-def _history_buffer_getattr(obj, name):
-    """Restricted stand-in for ``builtins.getattr`` during weights-only loading.
-
-    mmengine's ``HistoryBuffer.__getstate__`` pickles its statistics methods as
-    ``getattr(HistoryBuffer, 'mean')`` etc. Allowing the real ``getattr`` would open the
-    door to arbitrary attribute walks (``__globals__`` ...), so this only resolves public
-    methods of ``HistoryBuffer`` and refuses everything else.
+    Returns:
+        list: the entries allow-listed while a checkpoint loads.
     """
-    from mmengine.logging.history_buffer import HistoryBuffer
-    if (obj is HistoryBuffer and isinstance(name, str) and not name.startswith('_')
-            and callable(getattr(HistoryBuffer, name, None))):
-        return getattr(HistoryBuffer, name)
-    import pickle
-    raise pickle.UnpicklingError(
-        f'logocap_mm: refusing getattr({obj!r}, {name!r}) in a weights-only checkpoint load '
-        '(only HistoryBuffer statistics methods are allowed)')
+    from .safe_load import (install_history_buffer_guard, install_scoped_checkpoint_loading,
+                            safe_global_entries)
+    install_scoped_checkpoint_loading()
+    install_history_buffer_guard()
+    SAFE_GLOBALS[:] = safe_global_entries()
+    return list(SAFE_GLOBALS)
 
 
 SAFE_GLOBALS = []
-
-
-def register_safe_globals():
-    """Allow-list the checkpoint types for ``torch.load(weights_only=True)``.
-
-    Only types are added (numpy arrays/scalars/dtypes, mmengine's ``HistoryBuffer`` and
-    ``ConfigDict``, ``OrderedDict``), plus a restricted ``getattr`` that resolves nothing
-    but ``HistoryBuffer``'s statistics methods; no callable that could run code is allowed.
-    """
-    import torch
-    add = getattr(torch.serialization, 'add_safe_globals', None)
-    if add is None:  # torch < 2.4: weights_only is not the default there
-        return []
-    objs = _safe_global_objects()
-    objs.append((_history_buffer_getattr, 'builtins.getattr'))
-    add(objs)
-    SAFE_GLOBALS[:] = objs
-    return objs
 
 
 def allow_cpu_distributed():

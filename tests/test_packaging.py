@@ -108,7 +108,8 @@ def test_runner_style_checkpoint_loads_with_weights_only(tmp_path):
     )
     path = tmp_path / 'runner_like.pth'
     torch.save(ckpt, path)
-    loaded = torch.load(path, map_location='cpu')  # default weights_only=True (torch>=2.6)
+    from mmengine.runner.checkpoint import _load_checkpoint  # load_from / mim test / inferencer
+    loaded = _load_checkpoint(str(path), map_location='cpu')  # weights_only=True (torch>=2.6)
     assert torch.equal(loaded['state_dict']['w'], torch.ones(2))
     assert loaded['meta']['dataset_meta']['sigmas'].tolist() == pytest.approx([0.1, 0.2])
     assert isinstance(loaded['message_hub']['log_scalars']['train/loss'], HistoryBuffer)
@@ -124,6 +125,9 @@ def test_malicious_checkpoint_is_refused(tmp_path):
     path = tmp_path / 'evil.pth'
     torch.save({'state_dict': {}, 'payload': _Evil()}, path)
     with pytest.raises(pickle.UnpicklingError):
+        torch.load(path, map_location='cpu')
+    from logocap_mm.safe_load import checkpoint_safe_globals
+    with checkpoint_safe_globals(), pytest.raises(pickle.UnpicklingError, match=r'GLOBAL (posix|os)\.system'):
         torch.load(path, map_location='cpu')
     # and the process-wide insecure switch is not set by the plugin
     assert os.environ.get('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD') in (None, '0', '')
@@ -142,13 +146,20 @@ def test_getattr_walk_is_refused(tmp_path):
     import logocap_mm  # noqa: F401
     path = tmp_path / 'evil_getattr.pth'
     from mmengine.logging import HistoryBuffer
-    for obj, name in [(np.ndarray, 'tofile'), (HistoryBuffer, '__init__')]:
+    from logocap_mm.safe_load import checkpoint_safe_globals
+    for obj, name in [(np.ndarray, 'tofile'), (HistoryBuffer, '__init__'),
+                      (HistoryBuffer, 'mro'), (HistoryBuffer, 'register_statistics'),
+                      (HistoryBuffer, 'update')]:
         torch.save({'x': _EvilGetattr(obj, name)}, path)
+        with checkpoint_safe_globals(), pytest.raises(pickle.UnpicklingError):
+            torch.load(path, map_location='cpu')
+    # while the legitimate statistics methods resolve (inside checkpoint loading only)
+    for name in ('min', 'max', 'current', 'mean'):
+        torch.save({'x': _EvilGetattr(HistoryBuffer, name)}, path)
+        with checkpoint_safe_globals():
+            assert torch.load(path, map_location='cpu')['x'] is getattr(HistoryBuffer, name)
         with pytest.raises(pickle.UnpicklingError):
             torch.load(path, map_location='cpu')
-    # while the legitimate statistics method resolves
-    torch.save({'x': _EvilGetattr(HistoryBuffer, 'mean')}, path)
-    assert torch.load(path, map_location='cpu')['x'] is HistoryBuffer.mean
 
 
 def test_cpu_only_set_device_noop_only_without_cuda():

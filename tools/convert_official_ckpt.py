@@ -13,6 +13,9 @@ config inheriting --base (default: configs/logocap/w32_coco.py of this repositor
 experiment's HRNet, head widths, test size and decoder settings.
 The conversion is strict: any unmapped, missing or shape-mismatched key stops it (exit 1) and
 all such keys are listed.
+DST and --out-config must not be (or link to) SRC, --ref-config or --base; both are written to a
+temporary file in their directory first and then renamed, so a failed write leaves no partial
+file. DST's meta records the file names of SRC and --ref-config (not their paths).
 """
 import argparse
 import os.path as osp
@@ -33,8 +36,8 @@ def parse_args(argv=None):
                    help='config the generated one inherits (_base_); default: absolute path '
                         'of configs/logocap/w32_coco.py in this repository')
     p.add_argument('--unsafe-load', action='store_true',
-                   help='torch.load(weights_only=False) for trusted checkpoints whose pickle '
-                        'holds more than tensors')
+                   help='load SRC with torch.load(weights_only=False). This runs whatever code '
+                        'the file contains: use it only for a file from a source you trust')
     return p.parse_args(argv)
 
 
@@ -44,7 +47,7 @@ def main(argv=None):
         info = convert_checkpoint(args.src, args.dst, ref_config=args.ref_config,
                                   out_config=args.out_config, base=args.base,
                                   unsafe_load=args.unsafe_load)
-    except (ConversionError, ValueError, FileNotFoundError) as e:
+    except (ConversionError, ValueError, OSError) as e:
         print(f'convert_official_ckpt: error: {e}', file=sys.stderr)
         return 1
     print(f"converted {info['num_keys']} tensors: {args.src} -> {args.dst}")

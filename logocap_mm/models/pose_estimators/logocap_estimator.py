@@ -9,8 +9,10 @@ from torch import Tensor
 
 from logocap_mm.models.heads.logocap_decoder import ADAPTATION_LEVELS
 from logocap_mm.models.heads.logocap_head import FLIP_MODES
-from logocap_mm.models.utils.checkpoint import (check_state_dict_keys,
-                                                install_checkpoint_file_errors)
+from logocap_mm.models.utils.checkpoint import (check_complete_for_inference,
+                                                check_state_dict_keys,
+                                                install_checkpoint_file_errors,
+                                                missing_model_keys)
 
 install_checkpoint_file_errors()  # unreadable checkpoint files: errors name the file
 
@@ -33,6 +35,13 @@ class LogoCapPoseEstimator(BottomupPoseEstimator):
     head receives the same ``[feats, flipped_feats]`` pair either way, so ``LogoCapHead``
     also works under the stock ``BottomupPoseEstimator``. Note that BatchNorm in eval mode
     makes both paths numerically identical; only speed differs.
+
+    Checkpoints: a checkpoint that lacks some of the model's tensors (e.g. backbone only) is
+    accepted by ``load_state_dict`` / ``load_from``, for fine-tuning. The missing names are
+    kept, and ``predict`` (``mim test``, ``init_model``, ``MMPoseInferencer``, validation)
+    raises a ``ValueError`` naming them, until the model has been put in training mode
+    (``model.train()``, which every mmengine training loop calls before its first iteration):
+    after that the weights are the run's own. Loading a complete checkpoint clears the list.
     """
 
     def __init__(self, *args, **kwargs):
@@ -46,6 +55,7 @@ class LogoCapPoseEstimator(BottomupPoseEstimator):
             raise ValueError(f'test_cfg.flip_mode must be one of {FLIP_MODES}, got '
                              f"{tc.get('flip_mode')!r}")
         self.image_chunk(torch.device('cpu'), tc)  # validates test_cfg.image_chunk
+        self._ckpt_missing = []  # tensors the last loaded checkpoint lacked
 
     @staticmethod
     def image_chunk(device: torch.device, test_cfg: dict):
@@ -71,10 +81,19 @@ class LogoCapPoseEstimator(BottomupPoseEstimator):
         # mmengine loads with strict=False and only logs bad keys: reject reference (not
         # converted) checkpoints, other models and shape mismatches with a clear ValueError
         check_state_dict_keys(self, state_dict, prefix)
+        missing = missing_model_keys(self, state_dict, prefix)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        self._ckpt_missing = missing
+
+    def train(self, mode: bool = True):
+        # training from a partial checkpoint (fine-tuning) makes the weights the run's own
+        if mode:
+            self._ckpt_missing = []
+        return super().train(mode)
 
     def predict(self, inputs: Union[Tensor, List[Tensor]],
                 data_samples: SampleList) -> SampleList:
+        check_complete_for_inference(self, getattr(self, '_ckpt_missing', ()))
         if isinstance(inputs, Tensor):
             chunk = self.image_chunk(inputs.device, self.test_cfg)
             if chunk is not None and inputs.shape[0] > chunk:

@@ -5,14 +5,17 @@ mmengine loads ``load_from`` / ``mim test --checkpoint`` / inferencer weights wi
 checkpoint of the reference implementation (not converted) or of another model would run
 with random weights. :func:`check_state_dict_keys` is called by ``LogoCapPoseEstimator``
 before loading and raises a ``ValueError`` saying what is wrong and what to do.
+:func:`missing_model_keys` / :func:`check_complete_for_inference` let a partial checkpoint
+(e.g. backbone only) be loaded for fine-tuning but not be used for inference.
 :func:`install_checkpoint_file_errors` makes unreadable (truncated, corrupt) local checkpoint
 files fail with an error that names the file.
 """
-from typing import Dict, Mapping
+from typing import Dict, List, Mapping, Sequence
 
 import torch.nn as nn
 
-__all__ = ['REFERENCE_KEY_PREFIXES', 'check_state_dict_keys', 'install_checkpoint_file_errors']
+__all__ = ['REFERENCE_KEY_PREFIXES', 'check_state_dict_keys', 'install_checkpoint_file_errors',
+           'missing_model_keys', 'check_complete_for_inference']
 
 #: top-level module names of the reference implementation's head (cherubicXN/logocap)
 REFERENCE_KEY_PREFIXES = ('transition_cls.', 'final_layer_cls.', 'transition_reg.',
@@ -72,6 +75,33 @@ def check_state_dict_keys(module: nn.Module, state_dict: Mapping, prefix: str = 
             f'({detail}{", ..." if len(bad) > _SHOW else ""}). It was trained with another '
             'architecture (keypoint count, HRNet or head widths): use its own config, or '
             'delete these keys from the checkpoint to fine-tune from the rest.')
+
+
+def missing_model_keys(module: nn.Module, state_dict: Mapping, prefix: str = '') -> List[str]:
+    """Tensors of ``module`` that ``state_dict`` does not hold (sorted).
+
+    ``num_batches_tracked`` counters are not counted: they do not change predictions (and
+    torch fills them in for old checkpoints).
+    """
+    have = {k[len(prefix):] for k in state_dict if k.startswith(prefix)}
+    return sorted(k for k in module.state_dict()
+                  if k not in have and not k.endswith('num_batches_tracked'))
+
+
+def check_complete_for_inference(module: nn.Module, missing: Sequence[str]) -> None:
+    """Raise ``ValueError`` naming ``missing`` (tensors the last loaded checkpoint lacked).
+
+    Called before predicting: these tensors still hold their initial (random) values, so the
+    predictions would silently differ from the checkpoint's model.
+    """
+    if not missing:
+        return
+    shown = ', '.join(missing[:_SHOW]) + (', ...' if len(missing) > _SHOW else '')
+    raise ValueError(
+        f'{type(module).__name__}: the loaded checkpoint lacks {len(missing)} tensors of this '
+        f'model ({shown}); predicting would use their random initial values. Load a complete '
+        f'checkpoint (trained with this config, or converted with {CONVERTER}). A partial '
+        'checkpoint (e.g. backbone only) is only for fine-tuning: load_from in a training run.')
 
 
 def install_checkpoint_file_errors() -> None:
