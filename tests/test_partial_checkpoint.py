@@ -1,0 +1,96 @@
+"""A checkpoint without some of the model's tensors: accepted for fine-tuning, refused (with the
+missing names) for inference through load_checkpoint / init_model / MMPoseInferencer."""
+import copy
+import os.path as osp
+
+import numpy as np
+import pytest
+import torch
+
+import logocap_mm  # noqa: F401
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
+from mmengine.runner.checkpoint import load_checkpoint
+from mmpose.registry import MODELS
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+TINY = osp.join(ROOT, 'configs', 'logocap', 'tiny_coco_demo.py')
+
+
+@pytest.fixture(scope='module')
+def cfg():
+    init_default_scope('mmpose')
+    c = Config.fromfile(TINY)
+    c.model.test_cfg.flip_test = False
+    return c
+
+
+def _build(cfg):
+    torch.manual_seed(0)
+    m = MODELS.build(copy.deepcopy(cfg.model))
+    m.init_weights()
+    return m
+
+
+def _save(tmp_path, sd, name):
+    path = str(tmp_path / name)
+    torch.save({'state_dict': sd, 'meta': {}}, path)
+    return path
+
+
+def _inputs(model):
+    from mmpose.structures import PoseDataSample
+    s = PoseDataSample(metainfo=dict(img_shape=(64, 64), ori_shape=(64, 64), input_size=(64, 64),
+                                     input_center=np.array([32., 32.]),
+                                     input_scale=np.array([64., 64.]),
+                                     flip_indices=list(range(17)), img_id=0, id=0))
+    return torch.zeros(1, 3, 64, 64), [s]
+
+
+def test_missing_head_tensors_refused_at_inference(cfg, tmp_path):
+    full = _build(cfg).state_dict()
+    partial = {k: v for k, v in full.items() if k != 'head.cmp.layers.9.bias'}
+    model = _build(cfg)
+    load_checkpoint(model, _save(tmp_path, partial, 'no_bias.pth'), map_location='cpu',
+                    strict=False)
+    model.eval()
+    with pytest.raises(ValueError, match=r'lacks 1 tensors.*head\.cmp\.layers\.9\.bias'):
+        model.predict(*_inputs(model))
+    # a complete checkpoint afterwards: inference runs
+    load_checkpoint(model, _save(tmp_path, full, 'full.pth'), map_location='cpu')
+    with torch.no_grad():
+        out = model.predict(*_inputs(model))
+    assert out[0].pred_instances.keypoints.shape[1:] == (17, 2)
+
+
+def test_backbone_only_checkpoint_for_fine_tuning(cfg, tmp_path):
+    """load_from with a backbone-only file, then training mode: validation / test run."""
+    full = _build(cfg).state_dict()
+    bb = {k: v for k, v in full.items() if k.startswith('backbone.')}
+    n_head = sum(not k.startswith('backbone.') and not k.endswith('num_batches_tracked')
+                 for k in full)
+    model = _build(cfg)
+    load_checkpoint(model, _save(tmp_path, bb, 'bb.pth'), map_location='cpu', strict=False)
+    model.eval()
+    with pytest.raises(ValueError, match=rf'lacks {n_head} tensors .*\(head\.cmp\.layers\.0\.'):
+        model.predict(*_inputs(model))
+    model.train()  # what mmengine's training loops call before the first iteration
+    model.eval()
+    with torch.no_grad():
+        model.predict(*_inputs(model))
+
+
+def test_init_model_and_inferencer_refuse_missing_backbone(cfg, tmp_path):
+    full = _build(cfg).state_dict()
+    no_stage4 = {k: v for k, v in full.items() if not k.startswith('backbone.stage4.0.')}
+    path = _save(tmp_path, no_stage4, 'no_stage4.pth')
+    from mmpose.apis import inference_bottomup, init_model
+    model = init_model(copy.deepcopy(cfg), path, device='cpu')
+    img = np.zeros((64, 64, 3), np.uint8)
+    with pytest.raises(ValueError, match=r'lacks \d+ tensors.*backbone\.stage4\.0\.'):
+        inference_bottomup(model, img)
+    from mmpose.apis import MMPoseInferencer
+    inf = MMPoseInferencer(pose2d=copy.deepcopy(cfg), pose2d_weights=path, device='cpu',
+                           show_progress=False)
+    with pytest.raises(ValueError, match=r'backbone\.stage4\.0\.'):
+        next(inf(img))
