@@ -47,7 +47,8 @@ def checkpoint(tmp_path_factory):
     # decoded; the rest of the Runner checkpoint (meta, message hub, optimizer) is kept, so
     # the weights-only allow-list is still exercised on load.
     import torch
-    state = torch.load(ckpt, map_location='cpu', weights_only=True)
+    from mmengine.runner.checkpoint import _load_checkpoint  # weights_only=True
+    state = _load_checkpoint(ckpt, map_location='cpu')
     assert {'message_hub', 'optimizer', 'meta'} <= set(state)
     state['state_dict']['head.heatmap_final.bias'] += 1.0
     lifted = osp.join(work, 'lifted.pth')

@@ -3,7 +3,8 @@
 configs in tests/configs (about 1 s per iteration on CPU).
 
 Nothing here sets ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD``: every checkpoint the Runner writes is
-loaded back through ``torch.load(weights_only=True)`` and logocap_mm.compat's allow-list.
+loaded back through mmengine's loader: ``torch.load(weights_only=True)`` with logocap_mm's
+allow-list, which exists only while the loader runs.
 """
 import os
 import os.path as osp
@@ -83,7 +84,8 @@ def test_train_writes_checkpoint_loadable_weights_only(trained):
     import torch
 
     import logocap_mm  # noqa: F401  (weights-only allow-list)
-    state = torch.load(ckpt, map_location='cpu', weights_only=True)
+    from mmengine.runner.checkpoint import _load_checkpoint  # weights_only=True
+    state = _load_checkpoint(ckpt, map_location='cpu')
     assert {'meta', 'state_dict', 'message_hub', 'optimizer'} <= set(state)
     assert state['meta']['epoch'] == 1 and state['meta']['iter'] == 1
     assert state['meta']['dataset_meta']['num_keypoints'] == 17
@@ -154,8 +156,8 @@ def test_resume_continues_iterations(trained, tmp_path):
     import torch
 
     import logocap_mm  # noqa: F401
-    state = torch.load(osp.join(resumed, 'epoch_2.pth'), map_location='cpu',
-                       weights_only=True)
+    from mmengine.runner.checkpoint import _load_checkpoint  # weights_only=True
+    state = _load_checkpoint(osp.join(resumed, 'epoch_2.pth'), map_location='cpu')
     assert state['meta']['epoch'] == 2 and state['meta']['iter'] == 2
 
 

@@ -621,7 +621,8 @@ def test_resume_after_a_crash_continues_identically(small_cfg, tmp_path):
     rc = Runner.from_cfg(cc)
     rc.register_hook(_recorder(c))
     rc.train()
-    ckpt = torch.load(str(tmp_path / 'b' / 'epoch_1.pth'), map_location='cpu')
+    from mmengine.runner.checkpoint import _load_checkpoint  # weights_only=True
+    ckpt = _load_checkpoint(str(tmp_path / 'b' / 'epoch_1.pth'), map_location='cpu')
     assert c['start_iter'] == 2 and c['start_epoch'] == 1
     assert ckpt['meta']['iter'] == 2 and ckpt['meta']['epoch'] == 1
     # optimizer state (Adam moments, step) and scheduler state restored from the checkpoint
