@@ -88,8 +88,8 @@ def register_safe_globals():
     """Scope the checkpoint allow-list to checkpoint loading (see :mod:`logocap_mm.safe_load`).
 
     mmengine's ``CheckpointLoader.load_checkpoint`` (``load_from``, ``--resume``, ``mim test``,
-    the inferencer, ``tools/demo.py``) runs inside :func:`~logocap_mm.safe_load.checkpoint_safe_globals`,
-    and loaded ``HistoryBuffer`` state can no longer rewrite the class-wide statistics table.
+    the inferencer, ``tools/demo.py``) runs inside
+    :func:`~logocap_mm.safe_load.checkpoint_safe_globals`, and loaded ``HistoryBuffer`` state can no longer rewrite the class-wide statistics table.
     torch's process-wide allow-list is left unchanged.
 
     Returns:

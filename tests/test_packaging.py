@@ -127,7 +127,8 @@ def test_malicious_checkpoint_is_refused(tmp_path):
     with pytest.raises(pickle.UnpicklingError):
         torch.load(path, map_location='cpu')
     from logocap_mm.safe_load import checkpoint_safe_globals
-    with checkpoint_safe_globals(), pytest.raises(pickle.UnpicklingError, match=r'GLOBAL (posix|os)\.system'):
+    with checkpoint_safe_globals(), \
+            pytest.raises(pickle.UnpicklingError, match=r'GLOBAL (posix|os)\.system'):
         torch.load(path, map_location='cpu')
     # and the process-wide insecure switch is not set by the plugin
     assert os.environ.get('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD') in (None, '0', '')

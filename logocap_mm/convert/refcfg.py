@@ -86,7 +86,8 @@ def arch_from_ref_config(cfg: dict) -> Tuple[dict, dict]:
         if fuse != 'SUM':
             raise ValueError(f"reference config: MODEL.EXTRA.STAGE{s}.FUSE_METHOD must be 'SUM', "
                              f'got {fuse!r}')
-        extra[f'stage{s}'] = dict(num_modules=_int(f'MODEL.EXTRA.STAGE{s}.NUM_MODULES', st['NUM_MODULES']), num_branches=nb,
+        n_mod = _int(f'MODEL.EXTRA.STAGE{s}.NUM_MODULES', st['NUM_MODULES'])
+        extra[f'stage{s}'] = dict(num_modules=n_mod, num_branches=nb,
                                   block=block, num_blocks=blocks, num_channels=chans)
     extra['stage4']['multiscale_output'] = True
 

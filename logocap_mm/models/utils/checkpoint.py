@@ -42,7 +42,8 @@ def check_state_dict_keys(module: nn.Module, state_dict: Mapping, prefix: str = 
     * keys whose shapes differ from the model's (another keypoint count or width).
 
     A checkpoint holding a subset of the model's keys with the right shapes (e.g. only
-    ``backbone.*``) is accepted; mmengine logs the missing keys.
+    ``backbone.*``) is accepted here, for fine-tuning; ``LogoCapPoseEstimator`` refuses to
+    predict with it (:func:`missing_model_keys`, :func:`check_complete_for_inference`).
 
     Args:
         module: the model that is about to load ``state_dict``.
