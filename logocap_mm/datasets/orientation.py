@@ -60,13 +60,15 @@ def image_in_prediction_frame(image: np.ndarray, metainfo: dict,
     path = metainfo.get('img_path')
     if frame != 'stored' or exif_orientation(path) in (None, 1):
         return image
-    stored = mmcv.imread(path, flag='color_ignore_orientation', channel_order='rgb')
+    # BGR read + explicit conversion: mmcv 2.1's cv2 backend ignores channel_order='rgb'
+    # for the *_ignore_orientation flags
+    stored = mmcv.imread(path, flag='color_ignore_orientation')
     ori = metainfo.get('ori_shape')
     if stored is None or (ori is not None and tuple(stored.shape[:2]) != tuple(ori)[:2]):
         return image  # the pipeline predicted on another frame: keep MMPose's image
     if not image.any():
-        stored = np.zeros_like(stored)  # black_background
-    return stored
+        return np.zeros_like(stored)  # black_background
+    return mmcv.bgr2rgb(stored)
 
 
 @VISUALIZERS.register_module()
