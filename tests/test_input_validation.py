@@ -6,7 +6,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from validation_utils import (K, build_model, check_instances, infer, load_cfg,
+from validation_utils import (build_model, check_instances, infer, load_cfg,
                               save_weights, make_test_pipeline)
 
 
@@ -65,7 +65,7 @@ def test_uint16_is_scaled_to_8_bits(model, pipe):
     a, b = infer(model, pipe, u8), infer(model, pipe, u16)
     assert check_instances(a) > 0
     np.testing.assert_array_equal(a.keypoints, b.keypoints)
-    assert 0 <= a.keypoints[..., 0].min() + 200 and a.keypoints[..., 0].max() < 90 + 200
+    assert np.abs(b.keypoints).max() < 3 * 90 + 100  # within the canvas' reach in O
 
 
 def test_float_images_0_255_and_0_1(model, pipe):

@@ -52,8 +52,12 @@ def _finite(name, value, low=None, strict=False):
 def check_finite_outputs(**maps: Tensor) -> None:
     """Refuse NaN / inf head outputs with a clear error (instead of an index error deep in
     the sampler). ``maps``: name -> tensor of any shape."""
-    bad = [n for n, t in maps.items() if t.numel() and not bool(torch.isfinite(t).all())]
-    if bad:
+    maps = {n: t for n, t in maps.items() if t.numel()}
+    if not maps:
+        return
+    ok = torch.stack([torch.isfinite(t).all() for t in maps.values()])
+    if not bool(ok.all()):  # one host sync per batch
+        bad = [n for n, good in zip(maps, ok.tolist()) if not good]
         raise ValueError(
             f'LogoCapDecoder: the head produced non-finite (NaN / inf) {", ".join(bad)}; '
             'the model weights or the input image contain NaN / inf (check the checkpoint '
