@@ -23,6 +23,8 @@ EXPECTED = {'w32_coco.py', 'w48_coco.py', 'w32_ochuman.py', 'w32_ochuman_val.py'
 BUNDLED = {'CocoDataset': (osp.join(DATA, 'coco'), 'test_coco.json'),
            'OCHumanDataset': (osp.join(DATA, 'ochuman'), 'test_ochuman.json'),
            'CrowdPoseDataset': (osp.join(DATA, 'crowdpose'), 'test_crowdpose.json')}
+# the configs use the LogoCap* subclasses (MMPose's datasets + annotation checks)
+BUNDLED.update({'LogoCap' + k: v for k, v in list(BUNDLED.items())})
 
 
 _BUILT_MODELS = set()
@@ -140,17 +142,17 @@ def test_ochuman_and_crowdpose_settings():
                         ('w32_ochuman_val.py', 'val'), ('w48_ochuman_val.py', 'val')):
         cfg = _load(name)
         ann = f'annotations/ochuman_coco_format_{split}_range_0.00_1.00.json'
-        assert cfg.test_dataloader.dataset.type == 'OCHumanDataset'
+        assert cfg.test_dataloader.dataset.type == 'LogoCapOCHumanDataset'
         assert cfg.test_dataloader.dataset.ann_file == ann
         assert cfg.test_evaluator.ann_file == 'data/ochuman/' + ann
-        assert cfg.train_dataloader.dataset.type == 'CocoDataset'  # COCO-trained model
+        assert cfg.train_dataloader.dataset.type == 'LogoCapCocoDataset'  # COCO-trained
     cfg = _load('w32_crowdpose.py')
     assert cfg.model.head.num_keypoints == 14
     assert cfg.test_evaluator.iou_type == 'keypoints_crowd'
     assert cfg.test_evaluator.use_area is False
     assert cfg.test_evaluator.prefix == 'crowdpose'
     assert cfg.default_hooks.checkpoint.save_best == 'crowdpose/AP'
-    assert cfg.train_dataloader.dataset.type == 'CrowdPoseDataset'
+    assert cfg.train_dataloader.dataset.type == 'LogoCapCrowdPoseDataset'
     cfg = _load('res50_coco.py')
     assert cfg.model.backbone.type == 'ResNet' and cfg.model.neck.type == 'FPN'
 

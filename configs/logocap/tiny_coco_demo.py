@@ -27,7 +27,7 @@ model = dict(
 
 data_root = 'tests/data/coco/'
 train_pipeline = [
-    dict(type='LoadImage'),
+    dict(type='LoadImage', color_type='color_ignore_orientation'),
     dict(type='BottomupRandomAffine', input_size=(input_size, input_size),
          shift_factor=0.2, scale_factor=(0.75, 1.5), rotate_factor=30,
          scale_type='short'),
@@ -37,7 +37,7 @@ train_pipeline = [
     dict(type='PackPoseInputs'),
 ]
 val_pipeline = [
-    dict(type='LoadImage'),
+    dict(type='LoadImage', color_type='color_ignore_orientation'),
     dict(type='LogoCapResize', input_size=input_size, size_factor=64,
          round_mode='reference'),
     dict(type='PackPoseInputs',

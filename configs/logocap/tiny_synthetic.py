@@ -41,7 +41,7 @@ model = dict(
 
 data_root = '{{$SYNTHETIC_ROOT:data/synthetic/}}'
 train_pipeline = [
-    dict(type='LoadImage'),
+    dict(type='LoadImage', color_type='color_ignore_orientation'),
     dict(type='BottomupRandomAffine', input_size=(input_size, input_size),
          shift_factor=0.1, scale_factor=(0.8, 1.25), rotate_factor=10,
          scale_type='short'),
@@ -51,7 +51,7 @@ train_pipeline = [
     dict(type='PackPoseInputs'),
 ]
 val_pipeline = [
-    dict(type='LoadImage'),
+    dict(type='LoadImage', color_type='color_ignore_orientation'),
     dict(type='LogoCapResize', input_size=input_size, size_factor=64,
          round_mode='reference'),
     dict(type='PackPoseInputs',

@@ -78,13 +78,19 @@ model = dict(
     ),
     test_cfg=dict(flip_test=True, flip_mode='reference', adaptation='full'))
 
-# data
-dataset_type = 'CocoDataset'
+# images are read in their stored pixel frame (EXIF orientation ignored, as the annotations
+# and the reference); the visualizer draws on that frame too
+visualizer = dict(type='LogoCapPoseLocalVisualizer', image_frame='stored',
+                  vis_backends=[dict(type='LocalVisBackend')], name='visualizer')
+
+# data: MMPose's CocoDataset with up-front annotation checks (missing 'annotations',
+# keypoint count); same metainfo and evaluation
+dataset_type = 'LogoCapCocoDataset'
 data_mode = 'bottomup'
 data_root = 'data/coco/'
 
 train_pipeline = [
-    dict(type='LoadImage'),
+    dict(type='LoadImage', color_type='color_ignore_orientation'),
     dict(type='BottomupRandomAffine', input_size=(input_size, input_size),
          shift_factor=0.2, scale_factor=(0.75, 1.5), rotate_factor=30,
          scale_type='short'),
@@ -95,7 +101,7 @@ train_pipeline = [
 ]
 # the reference's test resize: short side -> input_size, long side to a multiple of 64
 val_pipeline = [
-    dict(type='LoadImage'),
+    dict(type='LoadImage', color_type='color_ignore_orientation'),
     dict(type='LogoCapResize', input_size=input_size, size_factor=64,
          round_mode='reference'),
     dict(type='PackPoseInputs',

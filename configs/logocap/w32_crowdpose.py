@@ -4,7 +4,7 @@ _base_ = ['./w32_coco.py']
 
 metainfo_file = 'configs/_base_/datasets/crowdpose.py'
 model = dict(head=dict(num_keypoints=14, metainfo=metainfo_file))
-dataset_type = 'CrowdPoseDataset'
+dataset_type = 'LogoCapCrowdPoseDataset'
 data_root = 'data/crowdpose/'
 train_dataloader = dict(
     dataset=dict(type=dataset_type, data_root=data_root,

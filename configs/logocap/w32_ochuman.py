@@ -6,7 +6,7 @@ ochuman_root = 'data/ochuman/'
 ochuman_split = 'test'
 val_dataloader = dict(
     dataset=dict(
-        type='OCHumanDataset',
+        type='LogoCapOCHumanDataset',
         data_root=ochuman_root,
         ann_file=f'annotations/ochuman_coco_format_{ochuman_split}_range_0.00_1.00.json',
         data_prefix=dict(img='images/')))

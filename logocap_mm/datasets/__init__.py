@@ -1,4 +1,14 @@
-"""Dataset-side transforms of logocap_mm (registered in ``mmpose.registry.TRANSFORMS``)."""
-from .transforms import LogoCapResize, reference_resize_params, reference_warp_matrix
+"""Dataset-side modules of logocap_mm (registered in MMPose's ``TRANSFORMS`` / ``DATASETS`` /
+``VISUALIZERS``)."""
+from .checked_datasets import (LogoCapCocoDataset, LogoCapCrowdPoseDataset,
+                               LogoCapOCHumanDataset)
+from .input_checks import to_network_dtype
+from .orientation import (LogoCapPoseLocalVisualizer, exif_orientation,
+                          image_in_prediction_frame)
+from .transforms import (LogoCapResize, fit_long_side_params, reference_resize_params,
+                         reference_warp_matrix)
 
-__all__ = ['LogoCapResize', 'reference_resize_params', 'reference_warp_matrix']
+__all__ = ['LogoCapResize', 'reference_resize_params', 'reference_warp_matrix',
+           'fit_long_side_params', 'to_network_dtype', 'LogoCapCocoDataset',
+           'LogoCapCrowdPoseDataset', 'LogoCapOCHumanDataset', 'LogoCapPoseLocalVisualizer',
+           'exif_orientation', 'image_in_prediction_frame']

@@ -9,6 +9,7 @@ to the canvas centre by one isotropic affine warp (bilinear, constant-0 border).
 
 Frames: **O** original image pixels, **I** network input canvas (stride 1), both (x, y).
 """
+import warnings
 from typing import Dict, Optional, Sequence, Tuple, Union
 
 import cv2
@@ -16,7 +17,10 @@ import numpy as np
 from mmcv.transforms import BaseTransform
 from mmpose.registry import TRANSFORMS
 
-__all__ = ['LogoCapResize', 'reference_resize_params', 'reference_warp_matrix']
+from .input_checks import to_network_dtype
+
+__all__ = ['LogoCapResize', 'reference_resize_params', 'reference_warp_matrix',
+           'fit_long_side_params']
 
 _ROUND_MODES = ('reference', 'ceil')
 
@@ -63,6 +67,25 @@ def reference_resize_params(img_wh: Tuple[int, int],
         scale_h = h / 200.0
         scale_w = w_resized / h_resized * h / 200.0
     return (w_resized, h_resized), center, np.array([scale_w, scale_h])
+
+
+def fit_long_side_params(img_wh: Tuple[int, int], max_long_side: int, size_factor: int = 64):
+    """Canvas size, centre and scale that fit the image's LONG side to the largest multiple
+    of ``size_factor`` <= ``max_long_side`` (the fallback for extreme aspect ratios, whose
+    short side then ends up below ``S``). Same return convention as
+    :func:`reference_resize_params`; the short canvas side is rounded up to a multiple of
+    ``size_factor``, so the whole image stays on the canvas."""
+    w, h = int(img_wh[0]), int(img_wh[1])
+    center = np.array([int(w / 2.0 + 0.5), int(h / 2.0 + 0.5)], dtype=np.float64)
+    long_i = (int(max_long_side) // size_factor) * size_factor
+    f = long_i / max(w, h)                       # O -> I factor
+    if w >= h:
+        w_i, h_i = long_i, _round_to_factor(h * f, size_factor, 'ceil')
+        src_w = float(w)
+    else:
+        h_i, w_i = long_i, _round_to_factor(w * f, size_factor, 'ceil')
+        src_w = w_i / f
+    return (int(w_i), int(h_i)), center, np.array([src_w / 200.0, src_w * h_i / w_i / 200.0])
 
 
 def reference_warp_matrix(center: np.ndarray, scale: np.ndarray,
@@ -133,10 +156,17 @@ class LogoCapResize(BaseTransform):
         pad_val (int | tuple): border value of the warp. Defaults to 0 (reference).
         aug_scales: only ``None`` (no multi-scale test in the reference).
         use_udp (bool): only ``False``.
-        max_long_side (int): largest allowed canvas side (4096). The canvas keeps the aspect
-            ratio (short side ``S``), so an extreme image (1x300 at S=256 would need a
-            256x76800 canvas) is rejected with a ``ValueError`` naming the file instead of
-            exhausting memory inside the network.
+        max_long_side (int): largest canvas side (4096). The canvas keeps the aspect ratio
+            with the short side at ``S``; an extreme image whose canvas would exceed it
+            (1x300 at S=256 would need 256x76800) is instead scaled so that its LONG side
+            fits ``max_long_side`` (the short side is then below ``S``), with one warning
+            per transform; keypoints are still returned in the original frame.
+        min_side (int): smallest allowed canvas side, the network's output stride (4): a
+            canvas with a side below it is a ``ValueError`` naming the file.
+
+    Input dtypes: see :mod:`logocap_mm.datasets.input_checks` (uint8; uint16 scaled to 8
+    bits; float32 in [0, 255], a [0, 1] float image rescaled with a warning; other dtypes
+    and NaN / inf pixels refused with a ``ValueError`` naming them).
 
     Input channels: grayscale ``(H, W)`` / ``(H, W, 1)`` images are replicated to 3 channels
     and the alpha channel of ``(H, W, 4)`` images is dropped (``LoadImage`` already gives 3
@@ -152,7 +182,8 @@ class LogoCapResize(BaseTransform):
                  pad_val: Union[int, Sequence[int]] = (0, 0, 0),
                  aug_scales: Optional[Sequence[float]] = None,
                  use_udp: bool = False,
-                 max_long_side: int = 4096):
+                 max_long_side: int = 4096,
+                 min_side: int = 4):
         super().__init__()
         if isinstance(input_size, (tuple, list)):
             if len(input_size) != 2 or int(input_size[0]) != int(input_size[1]):
@@ -184,7 +215,15 @@ class LogoCapResize(BaseTransform):
                 or max_long_side <= 0:
             raise ValueError('LogoCapResize: max_long_side must be a positive int, got '
                              f'{max_long_side!r}')
+        if isinstance(min_side, bool) or not isinstance(min_side, (int, np.integer)) \
+                or min_side <= 0:
+            raise ValueError(f'LogoCapResize: min_side must be a positive int, got {min_side!r}')
+        if max_long_side < size_factor or max_long_side < min_side:
+            raise ValueError(f'LogoCapResize: max_long_side ({max_long_side}) must be >= '
+                             f'size_factor ({size_factor}) and min_side ({min_side})')
         self.max_long_side = int(max_long_side)
+        self.min_side = int(min_side)
+        self._warned_fit = False
         self.input_size = int(input_size)
         self.size_factor = int(size_factor)
         self.round_mode = round_mode
@@ -197,17 +236,27 @@ class LogoCapResize(BaseTransform):
             raise ValueError('LogoCapResize: results["img"] must be an (H, W[, C]) numpy array, '
                              f'got {type(img).__name__}')
         name = results.get('img_path') or '<array>'
-        img = _to_three_channels(img, name)
+        img = to_network_dtype(_to_three_channels(img, name), name)
         h, w = img.shape[:2]
         size_wh, center, scale = reference_resize_params(
             (w, h), self.input_size, self.size_factor, self.round_mode)
         if max(size_wh) > self.max_long_side:
+            need = size_wh
+            size_wh, center, scale = fit_long_side_params(
+                (w, h), self.max_long_side, self.size_factor)
+            if not self._warned_fit:
+                self._warned_fit = True
+                warnings.warn(
+                    f'LogoCapResize: image {name} is {w}x{h} (w x h); its short side at '
+                    f'{self.input_size} would need a {need[0]}x{need[1]} canvas, above '
+                    f'max_long_side={self.max_long_side}: using a {size_wh[0]}x{size_wh[1]} '
+                    'canvas (long side fitted, short side below input_size; accuracy may '
+                    'drop). Shown once per pipeline.', UserWarning, stacklevel=2)
+        if min(size_wh) < self.min_side:
             raise ValueError(
-                f'LogoCapResize: image {name} is {w}x{h} (w x h); scaling its short side to '
-                f'{self.input_size} needs a {size_wh[0]}x{size_wh[1]} input canvas, above '
-                f'max_long_side={self.max_long_side}. Crop or pad it to an aspect ratio of at '
-                f'most about {self.max_long_side / max(self.input_size, 1):g}:1, or raise '
-                'max_long_side in the test pipeline.')
+                f'LogoCapResize: image {name} is {w}x{h} (w x h); its input canvas would be '
+                f'{size_wh[0]}x{size_wh[1]}, a side below the network stride '
+                f'(min_side={self.min_side}); crop or pad the image')
         warp_mat = reference_warp_matrix(center, scale, size_wh)
         pad = self.pad_val
         if isinstance(pad, (tuple, list)):
@@ -228,4 +277,5 @@ class LogoCapResize(BaseTransform):
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}(input_size={self.input_size}, '
                 f'size_factor={self.size_factor}, round_mode={self.round_mode!r}, '
-                f'pad_val={self.pad_val!r}, max_long_side={self.max_long_side})')
+                f'pad_val={self.pad_val!r}, max_long_side={self.max_long_side}, '
+                f'min_side={self.min_side})')

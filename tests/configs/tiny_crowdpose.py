@@ -7,10 +7,10 @@ model = dict(head=dict(num_keypoints=14, metainfo=metainfo_file))
 data_root = 'tests/data/crowdpose/'
 train_dataloader = dict(
     batch_size=2,
-    dataset=dict(type='CrowdPoseDataset', data_root=data_root, ann_file='test_crowdpose.json',
+    dataset=dict(type='LogoCapCrowdPoseDataset', data_root=data_root, ann_file='test_crowdpose.json',
                  data_prefix=dict(img='')))
 test_dataloader = dict(
-    dataset=dict(type='CrowdPoseDataset', data_root=data_root, ann_file='test_crowdpose.json',
+    dataset=dict(type='LogoCapCrowdPoseDataset', data_root=data_root, ann_file='test_crowdpose.json',
                  data_prefix=dict(img='')))
 test_evaluator = dict(type='CocoMetric', ann_file=data_root + 'test_crowdpose.json',
                       use_area=False, iou_type='keypoints_crowd', prefix='crowdpose',

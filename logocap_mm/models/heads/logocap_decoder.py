@@ -12,6 +12,7 @@ stage as a method so that tools (``tools/benchmark.py``) can time them separatel
 Everything is batched over images (``B``) and centre slots (``T``); the only Python loop is
 the pose-NMS greedy pass over at most ``topk`` slots, vectorised over the batch.
 """
+import math
 from typing import Dict, List, Optional, Sequence
 
 import torch
@@ -33,6 +34,34 @@ ADAPTATION_LEVELS = ('full', 'partial', 'none')
 def _odd_positive(name, value):
     if not isinstance(value, int) or value < 1 or value % 2 == 0:
         raise ValueError(f'{name} must be a positive odd int, got {value!r}')
+
+
+def _finite(name, value, low=None, strict=False):
+    """``value`` as a float; a ValueError naming ``name`` unless it is a finite real number
+    (``> low`` when ``strict``, ``>= low`` otherwise)."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and \
+        math.isfinite(value)
+    if ok and low is not None:
+        ok = value > low if strict else value >= low
+    if not ok:
+        bound = '' if low is None else f' {">" if strict else ">="} {low:g}'
+        raise ValueError(f'{name} must be a finite number{bound}, got {value!r}')
+    return float(value)
+
+
+def check_finite_outputs(**maps: Tensor) -> None:
+    """Refuse NaN / inf head outputs with a clear error (instead of an index error deep in
+    the sampler). ``maps``: name -> tensor of any shape."""
+    maps = {n: t for n, t in maps.items() if t.numel()}
+    if not maps:
+        return
+    ok = torch.stack([torch.isfinite(t).all() for t in maps.values()])
+    if not bool(ok.all()):  # one host sync per batch
+        bad = [n for n, good in zip(maps, ok.tolist()) if not good]
+        raise ValueError(
+            f'LogoCapDecoder: the head produced non-finite (NaN / inf) {", ".join(bad)}; '
+            'the model weights or the input image contain NaN / inf (check the checkpoint '
+            'and the input array)')
 
 
 @MODELS.register_module()
@@ -86,22 +115,27 @@ class LogoCapDecoder(nn.Module):
             raise ValueError(f'window_size ({window_size}) must be >= kem_size ({kem_size})')
         if not (0. <= convex_lambda <= 1.):
             raise ValueError(f'convex_lambda must be in [0, 1], got {convex_lambda!r}')
-        if window_sigma <= 0 or kem_radius <= 0 or stride <= 0:
-            raise ValueError('window_sigma, kem_radius and stride must be > 0, got '
-                             f'{window_sigma!r}, {kem_radius!r}, {stride!r}')
+        _finite('window_sigma', window_sigma, 0, strict=True)
+        _finite('kem_radius', kem_radius, 0, strict=True)
+        _finite('stride', stride, 0, strict=True)
+        _finite('center_thr', center_thr)
+        _finite('nms_dist_ratio', nms_dist_ratio, 0)
+        if isinstance(nms_num_joints, bool) or not isinstance(nms_num_joints, int) or \
+                nms_num_joints < 0:
+            raise ValueError(f'nms_num_joints must be an int >= 0, got {nms_num_joints!r}')
         self.check_adaptation(adaptation)
         self.num_keypoints = len(sigmas)
         self.register_buffer('rates', expansion_rates(torch.tensor(sigmas)), persistent=False)
         self.stride = stride
         self.topk = topk
-        self.center_thr = center_thr
+        self.center_thr = float(center_thr)
         self.kem_size = kem_size
         self.kem_radius = float(kem_radius)
         self.window_size = window_size
         self.window_sigma = float(window_sigma)
         self.convex_lambda = float(convex_lambda)
         self.adaptation = adaptation
-        self.nms_dist_ratio = nms_dist_ratio
+        self.nms_dist_ratio = float(nms_dist_ratio)
         self.nms_num_joints = nms_num_joints
         self.max_people = max_people
         self.use_pose_nms = pose_nms
@@ -243,8 +277,12 @@ class LogoCapDecoder(nn.Module):
 
         Returns:
             per image dict(keypoints (N, K, 2) I, keypoint_scores (N, K), scores (N,)).
+
+        Raises:
+            ValueError: if any head output holds NaN / inf (bad weights or input).
         """
         level = self.check_adaptation(adaptation or self.adaptation)
+        check_finite_outputs(heatmaps=heatmaps, offsets=offsets, embedding=embedding)
         init = self.initial_poses(heatmaps, offsets, canvas_hw)
         poses, K = init['poses'], self.num_keypoints
         hr = init['heatmaps_up'][:, :K]

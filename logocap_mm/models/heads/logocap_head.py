@@ -25,6 +25,7 @@ from logocap_mm.models.utils.matching import (kem_oks, match_kem_targets,
                                               pad_ground_truth)
 from logocap_mm.models.utils.sampling import sample_kem_latents
 from .logocap_decoder import LogoCapDecoder
+from .meta_checks import check_flip_indices, config_flip_indices
 
 COCO_SIGMAS = [.026, .025, .025, .035, .035, .079, .079, .072, .072, .062, .062, .107,
                .107, .087, .087, .089, .089]
@@ -36,11 +37,16 @@ def _conv_bn_relu(cin: int, cout: int) -> nn.Sequential:
                          nn.ReLU(inplace=True))
 
 
-def _load_sigmas(sigmas, metainfo, num_keypoints):
-    if sigmas is None and metainfo is not None:
-        from mmpose.datasets.datasets.utils import parse_pose_metainfo
-        meta = parse_pose_metainfo(
-            dict(from_file=metainfo) if isinstance(metainfo, str) else metainfo)
+def _parse_metainfo(metainfo):
+    if metainfo is None:
+        return None
+    from mmpose.datasets.datasets.utils import parse_pose_metainfo
+    return parse_pose_metainfo(
+        dict(from_file=metainfo) if isinstance(metainfo, str) else metainfo)
+
+
+def _load_sigmas(sigmas, meta, num_keypoints):
+    if sigmas is None and meta is not None:
         sigmas = meta['sigmas']
     if sigmas is None:
         if num_keypoints != 17:
@@ -140,7 +146,13 @@ class LogoCapHead(BaseHead):
         self.embed_channels = embed_channels
         self.train_topk = train_topk
         self.oks_gate = float(oks_gate)
-        self.sigmas = _load_sigmas(sigmas, metainfo, K)
+        meta = _parse_metainfo(metainfo)
+        self.sigmas = _load_sigmas(sigmas, meta, K)
+        # the config's flip pairs: checked now, compared with any dataset meta given later
+        self.config_flip_indices = config_flip_indices(meta)
+        if self.config_flip_indices:
+            check_flip_indices(self.config_flip_indices, K,
+                               f'flip_indices of the head metainfo {metainfo!r}')
 
         self.heatmap_layers = _conv_bn_relu(in_channels, heatmap_channels)
         self.heatmap_final = nn.Conv2d(heatmap_channels, K + 1, 1)
@@ -206,9 +218,7 @@ class LogoCapHead(BaseHead):
         if flip_mode not in FLIP_MODES:
             raise ValueError(f'flip_mode must be one of {FLIP_MODES}, got {flip_mode!r}')
         K = self.num_keypoints
-        idx = list(flip_indices)
-        if len(idx) != K:
-            raise ValueError(f'flip_indices has {len(idx)} entries, expected {K}')
+        idx = check_flip_indices(flip_indices, K, 'flip_indices (data sample metainfo)')
         hm, off, emb = out
         hm_f, off_f = out_flip[0].flip(-1), out_flip[1].flip(-1)
         hm_f = hm_f[:, idx + [K]]

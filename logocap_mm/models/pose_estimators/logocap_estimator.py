@@ -9,6 +9,7 @@ from torch import Tensor
 
 from logocap_mm.models.heads.logocap_decoder import ADAPTATION_LEVELS
 from logocap_mm.models.heads.logocap_head import FLIP_MODES
+from logocap_mm.models.heads.meta_checks import check_dataset_meta
 from logocap_mm.models.utils.checkpoint import (check_complete_for_inference,
                                                 check_state_dict_keys,
                                                 install_checkpoint_file_errors,
@@ -90,6 +91,30 @@ class LogoCapPoseEstimator(BottomupPoseEstimator):
         if mode:
             self._ckpt_missing = []
         return super().train(mode)
+
+    @property
+    def dataset_meta(self):
+        """The dataset meta (MMPose ``parse_pose_metainfo`` dict) the model was given.
+
+        Setting it (``init_model``, ``MMPoseInferencer`` from a checkpoint's
+        ``meta.dataset_meta`` or the config, or by hand) checks it against the head: a
+        keypoint count other than the head's is a ``ValueError`` naming both,
+        ``flip_indices`` must be a permutation of ``range(K)``, and flip pairs that differ
+        from the config's (the head ``metainfo``) give a warning naming both.
+        """
+        try:
+            return self.__dict__['_logocap_dataset_meta']
+        except KeyError:
+            raise AttributeError('dataset_meta') from None
+
+    @dataset_meta.setter
+    def dataset_meta(self, meta):
+        head = getattr(self, 'head', None)
+        if head is not None and hasattr(head, 'num_keypoints'):
+            check_dataset_meta(meta, head.num_keypoints,
+                               dict(flip_indices=getattr(head, 'config_flip_indices', None)),
+                               'dataset_meta')
+        self.__dict__['_logocap_dataset_meta'] = meta
 
     def predict(self, inputs: Union[Tensor, List[Tensor]],
                 data_samples: SampleList) -> SampleList:
