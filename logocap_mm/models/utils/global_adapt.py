@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .sampling import axis_weights
+from logocap_mm.utils.bilinear import axis_weights, bilinear_combine
 
 __all__ = ['gaussian_window', 'sample_windows', 'kam_convolution', 'top2_decode',
            'global_adaptation', 'partial_decode']
@@ -93,17 +93,15 @@ def _sample_rows(maps: Tensor, mrow: Tensor, centers: Tensor, size: int) -> Tens
     py = centers[:, 1, None] + u                                       # (M, S) along a
     x0, x1, wx0, wx1 = axis_weights(px, W)
     y0, y1, wy0, wy1 = axis_weights(py, H)
+    xt = (x0[:, None, :], x1[:, None, :], wx0[:, None, :], wx1[:, None, :])   # along b
+    yt = (y0[:, :, None], y1[:, :, None], wy0[:, :, None], wy1[:, :, None])   # along a
     flat = maps.reshape(-1)
     base = (mrow * (H * W))[:, None, None]
 
     def g(yy, xx):
-        return flat.take(base + yy[:, :, None] * W + xx[:, None, :])   # (M, S, S)
+        return flat.take(base + yy * W + xx)                          # (M, S, S)
 
-    # same multiplication order as the reference: f * dy * dx
-    return (g(y0, x0) * wy0[:, :, None] * wx0[:, None, :] +
-            g(y0, x1) * wy0[:, :, None] * wx1[:, None, :] +
-            g(y1, x0) * wy1[:, :, None] * wx0[:, None, :] +
-            g(y1, x1) * wy1[:, :, None] * wx1[:, None, :])
+    return bilinear_combine(g, yt, xt)
 
 
 def kam_convolution(windows: Tensor, kams: Tensor) -> Tensor:
