@@ -2,7 +2,6 @@
 
 Frames: I = network input (stride 1), F = heatmap grid (stride 4), O = original image.
 """
-import glob
 import os.path as osp
 import warnings
 
@@ -320,49 +319,47 @@ def test_registry_and_tables():
 
 
 # --------------------------------------------------------------------------- parity
-def _npz(fixture_dir, name):
-    return np.load(osp.join(fixture_dir, name))
+def test_parity_find_centers_and_P0(fixture_image, require):
+    """Every per-image file with maps: centres, P0 and the codec's decode ('none' level)."""
+    f, _ = fixture_image
+    require(f, ('input_size_hw', 'heatmaps', 'offsets', 'centers_top30', 'center_keep',
+                'centers', 'P0', 'P0_top30', 'refined_none'), 'codec centre-offset decode')
+    z = np.load(f)
+    H, W = (int(v) for v in z['input_size_hw'])
+    hm = torch.from_numpy(z['heatmaps'])[None]
+    off = torch.from_numpy(z['offsets'])[None]
+    K = hm.shape[1] - 1                        # channel K is the centre
+    ref = z['centers_top30']
+    up = upsample_heatmaps(hm, (H, W))
+    c, s, v = find_centers(up[:, K], topk=len(ref), thr=0.01)
+    np.testing.assert_array_equal(v[0].numpy(), z['center_keep'])
+    np.testing.assert_allclose(s[0].numpy(), ref[:, 2], atol=1e-5)
+    # kept centres: exact coordinates; equal-score ties compare as sets (README §7.3)
+    keep = z['center_keep']
+    ours = [tuple(p) for p in c[0].numpy()[keep]]
+    theirs = [tuple(p) for p in ref[keep, :2].astype(np.int64)]
+    sc = ref[keep, 2]
+    for val in np.unique(sc):
+        grp = sc == val
+        assert sorted(np.array(ours)[grp].tolist()) == sorted(np.array(theirs)[grp].tolist())
+    # P0 of the kept centres (README: atol 1e-3 px), from the reference's own centres
+    P0_ref_c = centre_offset_poses(torch.from_numpy(ref[None, keep, :2]), off)
+    np.testing.assert_allclose(P0_ref_c[0].numpy(), z['P0'], atol=1e-3)
+    P0 = centre_offset_poses(c, off)[0].numpy()
+    pos_ok = ref[:, 2] > 0  # zero-score fillers have meaningless coordinates
+    same = (c[0].numpy() == ref[:, :2]).all(1) & pos_ok
+    np.testing.assert_allclose(P0[same], z['P0_top30'][same], atol=1e-3)
+    # the codec's decode = the reference 'none' level (P0, Hr(P0) * s_c)
+    kp, (cs, ks) = LogoCapCodec((W, H), (W // 4, H // 4)).decode(z['heatmaps'], z['offsets'])
+    order = np.lexsort((kp[:, 0, 1], kp[:, 0, 0], -cs))
+    rorder = np.lexsort((z['P0'][:, 0, 1], z['P0'][:, 0, 0], -z['centers'][:, 2]))
+    np.testing.assert_allclose(kp[order], z['P0'][rorder], atol=1e-3)
+    np.testing.assert_allclose(cs[order], z['centers'][rorder, 2], atol=1e-5)
+    np.testing.assert_allclose(
+        ks[order], (z['refined_none'][..., 2] * z['centers'][:, 2:3])[rorder], atol=1e-5)
 
 
-def test_parity_find_centers_and_P0(fixture_dir):
-    files = sorted(glob.glob(osp.join(fixture_dir, '0000*.npz')))
-    assert len(files) == 4
-    for f in files:
-        z = np.load(f)
-        H, W = (int(v) for v in z['input_size_hw'])
-        hm = torch.from_numpy(z['heatmaps'])[None]
-        off = torch.from_numpy(z['offsets'])[None]
-        up = upsample_heatmaps(hm, (H, W))
-        c, s, v = find_centers(up[:, 17], topk=30, thr=0.01)
-        ref = z['centers_top30']
-        np.testing.assert_array_equal(v[0].numpy(), z['center_keep'])
-        np.testing.assert_allclose(s[0].numpy(), ref[:, 2], atol=1e-5)
-        # kept centres: exact coordinates; equal-score ties compare as sets (README §7.3)
-        keep = z['center_keep']
-        ours = [tuple(p) for p in c[0].numpy()[keep]]
-        theirs = [tuple(p) for p in ref[keep, :2].astype(np.int64)]
-        sc = ref[keep, 2]
-        for val in np.unique(sc):
-            grp = sc == val
-            assert sorted(np.array(ours)[grp].tolist()) == sorted(np.array(theirs)[grp].tolist())
-        # P0 of the kept centres (README: atol 1e-3 px), from the reference's own centres
-        P0_ref_c = centre_offset_poses(torch.from_numpy(ref[None, keep, :2]), off)
-        np.testing.assert_allclose(P0_ref_c[0].numpy(), z['P0'], atol=1e-3)
-        P0 = centre_offset_poses(c, off)[0].numpy()
-        pos_ok = ref[:, 2] > 0  # zero-score fillers have meaningless coordinates
-        same = (c[0].numpy() == ref[:, :2]).all(1) & pos_ok
-        np.testing.assert_allclose(P0[same], z['P0_top30'][same], atol=1e-3)
-        # the codec's decode = the reference 'none' level (P0, Hr(P0) * s_c)
-        kp, (cs, ks) = LogoCapCodec((W, H), (W // 4, H // 4)).decode(z['heatmaps'], z['offsets'])
-        order = np.lexsort((kp[:, 0, 1], kp[:, 0, 0], -cs))
-        rorder = np.lexsort((z['P0'][:, 0, 1], z['P0'][:, 0, 0], -z['centers'][:, 2]))
-        np.testing.assert_allclose(kp[order], z['P0'][rorder], atol=1e-3)
-        np.testing.assert_allclose(cs[order], z['centers'][rorder, 2], atol=1e-5)
-        np.testing.assert_allclose(
-            ks[order], (z['refined_none'][..., 2] * z['centers'][:, 2:3])[rorder], atol=1e-5)
-
-
-def test_parity_encode_train_forward(fixture_dir):
+def test_parity_encode_train_forward(fixture_file):
     """Reference targets from its F-space joints: feed I = 4 * F and compare.
 
     The reference encodes F joints (already flipped in F for sample 1), so feeding 4x those
@@ -370,12 +367,15 @@ def test_parity_encode_train_forward(fixture_dir):
     O-area for the 32**2 rule. Tolerance: the joints are stored in float32 while the reference
     encoded float64 values, so offsets (|x| <= 32) agree to 1 float32 ulp (~2e-6).
     """
-    z = _npz(fixture_dir, 'train_forward.npz')
-    codec = LogoCapCodec((256, 256), (64, 64))
-    for b in range(2):
+    z = np.load(fixture_file('train_forward.npz', 'codec training targets'))
+    H, W = z['input_uint8_hwc'].shape[1:3]
+    K, h, w = (int(v) for v in z['target_heatmaps_t'].shape[1:])
+    K -= 1                                         # the last channel is the centre
+    codec = LogoCapCodec((W, H), (w, h))
+    for b in range(len(z['hflip'])):
         j = z[f'joints_F_{b}'].astype(np.float64)
         area_i = z[f'areas_I_{b}'][:, 0]
-        enc = codec.encode(4 * j[:, :17, :2], j[:, :17, 2], area=area_i,
+        enc = codec.encode(W / w * j[:, :K, :2], j[:, :K, 2], area=area_i,
                            warp_mat=z['affine_O2I'][b])
         np.testing.assert_allclose(enc['heatmaps'], z['target_heatmaps_t'][b], atol=1e-6)
         np.testing.assert_allclose(enc['displacements'], z['target_offsets_t'][b], atol=4e-6)
@@ -385,8 +385,8 @@ def test_parity_encode_train_forward(fixture_dir):
         mask = ref_w > 0  # the reference weight already includes the ignore mask (zeros)
         np.testing.assert_array_equal(enc['heatmap_weights'][0][mask], ref_w[mask])
         # centre validity (joint 17 visibility) equals our O-area rule
-        has_centre = enc['heatmaps'][17].max() > 0
-        assert has_centre == bool(j[:, 17, 2].any())
+        has_centre = enc['heatmaps'][K].max() > 0
+        assert has_centre == bool(j[:, K, 2].any())
 
 
 # --------------------------------------------------------------------------- round trip

@@ -90,7 +90,9 @@ def test_config_builds_model_and_pipelines(name):
     loaders = {k: v for k, v in loaders.items() if v is not None}
     for split, loader in loaders.items():
         steps = [TRANSFORMS.build(s) for s in loader.dataset.pipeline]
-        assert len(steps) == len(loader.dataset.pipeline), split
+        for step, c in zip(steps, loader.dataset.pipeline):  # the class its type names
+            t = c['type']
+            assert isinstance(step, TRANSFORMS.get(t) if isinstance(t, str) else t), (split, t)
         assert type(steps[-1]).__name__ == 'PackPoseInputs'
 
     # the datasets and pipelines of the config, run on the bundled sample of the same kind

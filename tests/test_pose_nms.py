@@ -1,8 +1,6 @@
 """Pose NMS (spec §2.9): reference parity, known answers, batch vectorisation."""
-import glob
-import os.path as osp
-
 import numpy as np
+import pytest
 import torch
 
 from logocap_mm.models.utils.pose_nms import pose_nms
@@ -35,24 +33,19 @@ def _ranks_to_keep(rank):
     return kept[rank[kept].argsort()].tolist()
 
 
-def test_nms_parity_with_reference(fixture_dir):
-    files = sorted(glob.glob(osp.join(fixture_dir, '*0*.npz')))
-    files = [f for f in files if not osp.basename(f).startswith('train')]
-    n_checked = 0
-    for f in files:
-        z = np.load(f)
-        A = torch.from_numpy(z['affine_I2O']).double()
-        for lvl in ('full', 'partial', 'none'):
-            poses = torch.from_numpy(z['poses_%s' % lvl])
-            if poses.shape[0] == 0:
-                continue
-            xy = poses[..., :2].double()
-            xo = (xy @ A[:, :2].T + A[:, 2]).float()                      # the reference's frame O
-            scores = torch.from_numpy(z['pose_scores_%s' % lvl])
-            rank = pose_nms(xo[None], scores[None], torch.ones(1, len(scores), dtype=torch.bool))
-            assert _ranks_to_keep(rank[0]) == z['nms_keep_%s' % lvl].tolist(), (f, lvl)
-            n_checked += 1
-    assert n_checked >= 20
+@pytest.mark.parametrize('lvl', ['full', 'partial', 'none'])
+def test_nms_parity_with_reference(fixture_image, require, lvl):
+    f, _ = fixture_image
+    require(f, ('affine_I2O', f'poses_{lvl}', f'pose_scores_{lvl}', f'nms_keep_{lvl}'),
+            f'pose NMS ({lvl})')
+    z = np.load(f)
+    A = torch.from_numpy(z['affine_I2O']).double()
+    poses = torch.from_numpy(z['poses_%s' % lvl])
+    xy = poses[..., :2].double()
+    xo = (xy @ A[:, :2].T + A[:, 2]).float()                      # the reference's frame O
+    scores = torch.from_numpy(z['pose_scores_%s' % lvl])
+    rank = pose_nms(xo[None], scores[None], torch.ones(1, len(scores), dtype=torch.bool))
+    assert _ranks_to_keep(rank[0]) == z['nms_keep_%s' % lvl].tolist(), (f, lvl)
 
 
 def test_nms_known_answers():

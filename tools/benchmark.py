@@ -72,9 +72,6 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 STAGES = ('backbone', 'local_kems', 'local_kams', 'global', 'post')
-STAGE_TITLES = dict(backbone='backbone+heads (flip)', local_kems='local KEMs',
-                    local_kams='local KAMs', global_='global KAMs+decode',
-                    post='post (pose NMS)')
 DEKR_CONFIG = 'body_2d_keypoint/dekr/coco/dekr_hrnet-w32_8xb10-140e_coco-512x512.py'
 COCO_FLIP = [0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15]
 
@@ -700,8 +697,6 @@ def benchmark(args) -> dict:
     dekr, dekr_msg = (None, 'DEKR not requested (--no-dekr)')
     if not args.no_dekr:
         dekr, dekr_msg = build_dekr(cfg, device, flip, size, args.dekr_deform, args.seed)
-        if dekr is None:
-            pass
     from logocap_mm.models.pose_estimators import LogoCapPoseEstimator
     if args.image_chunk is not None:
         model.test_cfg['image_chunk'] = (args.image_chunk if args.image_chunk == 'auto'

@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from logocap_mm.utils.bilinear import axis_weights, bilinear_combine
+
 __all__ = ['upsample_heatmaps', 'find_centers', 'centre_offset_poses',
            'sample_heatmaps_at_poses']
 
@@ -126,22 +128,12 @@ def sample_heatmaps_at_poses(heatmaps: Tensor, poses: Tensor) -> Tensor:
     if poses.dim() != 4 or poses.shape[0] != B or poses.shape[2] != K:
         raise ValueError(f'poses must be (B, T, {K}, 2) for heatmaps {tuple(heatmaps.shape)}, '
                          f'got {tuple(poses.shape)}')
-    T = poses.shape[1]
-    px = poses[..., 0].to(heatmaps.dtype)
-    py = poses[..., 1].to(heatmaps.dtype)
-    px0 = px.floor().clamp(0, W - 1)
-    py0 = py.floor().clamp(0, H - 1)
-    px1 = (px0 + 1).clamp(0, W - 1)
-    py1 = (py0 + 1).clamp(0, H - 1)
-    dx0 = (px1 - px).clamp(0, 1)
-    dx1 = (px - px0).clamp(0, 1)
-    dy0 = (py1 - py).clamp(0, 1)
-    dy1 = (py - py0).clamp(0, 1)
+    xt = axis_weights(poses[..., 0].to(heatmaps.dtype), W)          # (B, T, K) taps
+    yt = axis_weights(poses[..., 1].to(heatmaps.dtype), H)
     flat_maps = heatmaps.reshape(B, K, H * W)
 
     def gather(yy: Tensor, xx: Tensor) -> Tensor:
-        idx = (yy.long() * W + xx.long()).permute(0, 2, 1)  # (B, K, T)
+        idx = (yy * W + xx).permute(0, 2, 1)  # (B, K, T)
         return flat_maps.gather(2, idx).permute(0, 2, 1)  # (B, T, K)
 
-    return (gather(py0, px0) * dy0 * dx0 + gather(py0, px1) * dy0 * dx1 +
-            gather(py1, px0) * dy1 * dx0 + gather(py1, px1) * dy1 * dx1).reshape(B, T, K)
+    return bilinear_combine(gather, yt, xt)

@@ -184,7 +184,7 @@ def main(argv=None):
     if args.max_images is not None and args.max_images < 1:
         raise ValueError(f'--max-images must be >= 1, got {args.max_images}')
     import logocap_mm  # noqa: F401  (registers the plugin)
-    from mmengine.config import Config, DictAction  # noqa: F401
+    from mmengine.config import Config
     from mmengine.dataset import pseudo_collate
     from mmengine.evaluator import Evaluator
     from mmengine.registry import init_default_scope

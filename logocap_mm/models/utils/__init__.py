@@ -1,6 +1,6 @@
 # Copyright (c) logocap_mm contributors.
 """Pure tensor utilities of LOGO-CAP (KEM grids, sampling, global adaptation, matching, NMS)."""
-from .global_adapt import (gaussian_window, global_adaptation, kam_convolution, none_decode,
+from .global_adapt import (gaussian_window, global_adaptation, kam_convolution,
                            partial_decode, sample_windows, top2_decode)
 from .kem import expansion_rates, kem_offsets, local_kem_grid
 from .matching import kem_oks, match_kem_targets
@@ -10,6 +10,6 @@ from .sampling import sample_bilinear, sample_kem_latents
 __all__ = [
     'expansion_rates', 'kem_offsets', 'local_kem_grid', 'sample_bilinear',
     'sample_kem_latents', 'gaussian_window', 'sample_windows', 'kam_convolution',
-    'top2_decode', 'global_adaptation', 'partial_decode', 'none_decode', 'kem_oks',
+    'top2_decode', 'global_adaptation', 'partial_decode', 'kem_oks',
     'match_kem_targets', 'pose_nms'
 ]

@@ -26,10 +26,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .sampling import axis_weights
+from logocap_mm.utils.bilinear import axis_weights, bilinear_combine
 
 __all__ = ['gaussian_window', 'sample_windows', 'kam_convolution', 'top2_decode',
-           'global_adaptation', 'partial_decode', 'none_decode']
+           'global_adaptation', 'partial_decode']
 
 
 def _check_size(size: int, name: str = 'size') -> None:
@@ -93,17 +93,15 @@ def _sample_rows(maps: Tensor, mrow: Tensor, centers: Tensor, size: int) -> Tens
     py = centers[:, 1, None] + u                                       # (M, S) along a
     x0, x1, wx0, wx1 = axis_weights(px, W)
     y0, y1, wy0, wy1 = axis_weights(py, H)
+    xt = (x0[:, None, :], x1[:, None, :], wx0[:, None, :], wx1[:, None, :])   # along b
+    yt = (y0[:, :, None], y1[:, :, None], wy0[:, :, None], wy1[:, :, None])   # along a
     flat = maps.reshape(-1)
     base = (mrow * (H * W))[:, None, None]
 
     def g(yy, xx):
-        return flat.take(base + yy[:, :, None] * W + xx[:, None, :])   # (M, S, S)
+        return flat.take(base + yy * W + xx)                          # (M, S, S)
 
-    # same multiplication order as the reference: f * dy * dx
-    return (g(y0, x0) * wy0[:, :, None] * wx0[:, None, :] +
-            g(y0, x1) * wy0[:, :, None] * wx1[:, None, :] +
-            g(y1, x0) * wy1[:, :, None] * wx0[:, None, :] +
-            g(y1, x1) * wy1[:, :, None] * wx1[:, None, :])
+    return bilinear_combine(g, yt, xt)
 
 
 def kam_convolution(windows: Tensor, kams: Tensor) -> Tensor:
@@ -190,7 +188,7 @@ def _fast_conv_top2(G: Tensor, kams: Tensor, lam: float, block: int = 4,
         G: (M, S, S) weighted windows; kams: (M, k, k).
 
     Returns:
-        offsets (M, 2), values (M,), number of rows that needed the full convolution.
+        offsets (M, 2), values (M,).
     """
     M, S, _ = G.shape
     k = kams.shape[-1]
@@ -252,7 +250,7 @@ def _fast_conv_top2(G: Tensor, kams: Tensor, lam: float, block: int = 4,
         rows = rows.index_put((bad,), i2 // S)
         cols = cols.index_put((bad,), i2 % S)
     off, v = _combine_top2(val, rows, cols, lam, S // 2, S // 2)
-    return off, v, nfail
+    return off, v
 
 
 def global_adaptation(heatmaps_up: Tensor, poses: Tensor, kams: Tensor, size: int = 97,
@@ -333,7 +331,7 @@ def _fast_rows(maps: Tensor, mrow: Tensor, centers: Tensor, kams: Tensor, size: 
     zero = (kams.reshape(M, -1) == 0).all(1)
     if not bool(zero.any()):
         G = _weighted_windows_fast_rows(maps, mrow, centers, size, sigma)
-        o, v, _ = _fast_conv_top2(G, kams, lam)
+        o, v = _fast_conv_top2(G, kams, lam)
         return o, v
     off = centers.new_zeros(M, 2)
     val = centers.new_zeros(M)
@@ -341,7 +339,7 @@ def _fast_rows(maps: Tensor, mrow: Tensor, centers: Tensor, kams: Tensor, size: 
     z = zero.nonzero()[:, 0]
     if nz.numel():
         G = _weighted_windows_fast_rows(maps, mrow[nz], centers[nz], size, sigma)
-        o, v, _ = _fast_conv_top2(G, kams[nz], lam)
+        o, v = _fast_conv_top2(G, kams[nz], lam)
         off[nz] = o
         val[nz] = v
     zv, zi = centers.new_zeros(z.numel(), size * size).topk(2, dim=-1)
@@ -453,19 +451,3 @@ def partial_decode(kem: Tensor, kams: Tensor) -> Tuple[Tensor, Tensor]:
     kp = pts.gather(-2, am[..., None, None].expand(*am.shape, 1, 2))[..., 0, :]
     return kp, val
 
-
-def none_decode(heatmaps_up: Tensor, poses: Tensor) -> Tensor:
-    """``'none'`` level (spec §2.10): heatmap value of keypoint k at P0_k (reference sampler).
-
-    The same computation as the codec's centre-offset decode; one implementation serves
-    both (:func:`logocap_mm.codecs.decode_utils.sample_heatmaps_at_poses`).
-
-    Args:
-        heatmaps_up: (B, K, H, W); poses: (B, T, K, 2) in I.
-
-    Returns:
-        (B, T, K) values.
-    """
-    from logocap_mm.codecs.decode_utils import sample_heatmaps_at_poses
-    _check_maps_poses(heatmaps_up, poses)
-    return sample_heatmaps_at_poses(heatmaps_up, poses)

@@ -12,28 +12,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from logocap_mm.utils.bilinear import axis_weights, bilinear_combine
+
 __all__ = ['axis_weights', 'sample_bilinear', 'sample_kem_latents']
 
 _MODES = ('reference', 'border')
-
-
-def axis_weights(p: Tensor, size: int):
-    """Per-axis taps of the reference sampler.
-
-    Args:
-        p: coordinates along one axis (any shape), in map pixels.
-        size: map length along that axis.
-
-    Returns:
-        ``(i0, i1, w0, w1)``: long indices in ``[0, size-1]`` and float weights so that the
-        1-D sample is ``w0 * m[i0] + w1 * m[i1]``; the 2-D sample is the outer product of the
-        x and y taps (exactly the reference's four-corner formula).
-    """
-    p0 = p.floor().clamp(0, size - 1)
-    p1 = (p0 + 1).clamp(0, size - 1)
-    w0 = (p1 - p).clamp(0, 1)
-    w1 = (p - p0).clamp(0, 1)
-    return p0.long(), p1.long(), w0, w1
 
 
 def sample_bilinear(maps: Tensor, points: Tensor, mode: str = 'reference') -> Tensor:
@@ -63,16 +46,15 @@ def sample_bilinear(maps: Tensor, points: Tensor, mode: str = 'reference') -> Te
         out = F.grid_sample(maps, grid, mode='bilinear', padding_mode='border',
                             align_corners=True)                      # (B, C, P, 1)
         return out[..., 0].transpose(1, 2)
-    x0, x1, wx0, wx1 = axis_weights(points[..., 0], W)
-    y0, y1, wy0, wy1 = axis_weights(points[..., 1], H)
+    xt = [t[..., None] for t in axis_weights(points[..., 0], W)]     # (B, P, 1) taps
+    yt = [t[..., None] for t in axis_weights(points[..., 1], H)]
     flat = maps.flatten(2).transpose(1, 2)                            # (B, HW, C)
 
     def g(yy, xx):
-        idx = (yy * W + xx)[..., None].expand(-1, -1, C)
+        idx = (yy * W + xx).expand(-1, -1, C)
         return torch.gather(flat, 1, idx)
 
-    return (g(y0, x0) * (wy0 * wx0)[..., None] + g(y0, x1) * (wy0 * wx1)[..., None] +
-            g(y1, x0) * (wy1 * wx0)[..., None] + g(y1, x1) * (wy1 * wx1)[..., None])
+    return bilinear_combine(g, yt, xt)
 
 
 def sample_kem_latents(embedding: Tensor, kem: Tensor, stride: float = 4,
