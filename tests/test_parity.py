@@ -43,9 +43,11 @@ NEAR_TIE_REL = 1e-5
 # maps differ from the reference's by float32 rounding of a different kernel order (measured
 # 4e-5 heatmaps, 1.3e-4 offsets, 7e-5 embedding; our float64 run is as far from the
 # reference), which the decoder propagates. Scores are convex combinations of heatmap
-# values, so they inherit the heatmap tolerance; everything discrete stays exact.
+# values (v) times the centre score (s_c), each held to 1e-4 here, so the product's error
+# is bounded by |dv| s_c + v |ds_c| <= 2e-4 (measured 1.94e-4 for one 512 'partial' entry
+# of 000000196141); everything discrete stays exact.
 CHAIN_TOL = dict(TOL, center_score=1e-4, kpt=1e-3, local_latent=1e-3, kam_raw=5e-4,
-                 global_in=1e-4, global_out=5e-5, score=1e-4)
+                 global_in=1e-4, global_out=5e-5, score=2e-4)
 RUNS = ('tf', 'chain')
 IMAGE = ('file_name', 'image_id')
 # keys of the reference's own stage inputs used by the teacher-forced runs
