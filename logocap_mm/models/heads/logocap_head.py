@@ -24,11 +24,14 @@ from logocap_mm.models.utils.global_adapt import (gaussian_window,
 from logocap_mm.models.utils.matching import (kem_oks, match_kem_targets,
                                               pad_ground_truth)
 from logocap_mm.models.utils.sampling import sample_kem_latents
-from .logocap_decoder import LogoCapDecoder
+from .logocap_decoder import ADAPTATION_LEVELS, LogoCapDecoder
 
 COCO_SIGMAS = [.026, .025, .025, .035, .035, .079, .079, .072, .072, .062, .062, .107,
                .107, .087, .087, .089, .089]
 FLIP_MODES = ('reference', 'aligned')
+# every test-time option lives in ``model.test_cfg`` (read by the estimator and this head)
+TEST_CFG_KEYS = ('flip_test', 'flip_mode', 'adaptation', 'output_heatmaps', 'image_chunk',
+                 'multiscale_test')
 
 
 def _conv_bn_relu(cin: int, cout: int) -> nn.Sequential:
@@ -157,6 +160,8 @@ class LogoCapHead(BaseHead):
         pd = dict(type='LogoCapDecoder', sigmas=self.sigmas, stride=stride)
         pd.update(pose_decoder or {})
         self.pose_decoder: LogoCapDecoder = MODELS.build(pd)
+        # set explicitly in the config? (then model.test_cfg.adaptation may not contradict it)
+        self._decoder_adaptation = (pose_decoder or {}).get('adaptation')
         if self.pose_decoder.num_keypoints != K:
             raise ValueError(f'pose_decoder has {self.pose_decoder.num_keypoints} sigmas, '
                              f'num_keypoints is {K}')
@@ -220,6 +225,45 @@ class LogoCapHead(BaseHead):
             off_f = self._shift_aligned(off_f, 1. / self.stride)
         return 0.5 * (hm + hm_f), 0.5 * (off + off_f), emb
 
+    # ---------------------------------------------------------------- test_cfg
+    @property
+    def test_cfg(self) -> dict:
+        """``model.test_cfg`` as the estimator hands it over (checked when it is set)."""
+        return self.__dict__.get('_test_cfg', {})
+
+    @test_cfg.setter
+    def test_cfg(self, cfg: Optional[dict]):
+        # BasePoseEstimator sets ``head.test_cfg`` right after building the head: a
+        # conflicting or misspelt option fails at build time, not at the first image
+        self.resolve_test_cfg(cfg or {})
+        self.__dict__['_test_cfg'] = cfg or {}
+
+    def resolve_test_cfg(self, test_cfg: dict) -> str:
+        """Check ``model.test_cfg`` and return the adaptation level it selects.
+
+        The home of every test-time option is ``model.test_cfg`` (:data:`TEST_CFG_KEYS`).
+        ``model.head.pose_decoder.adaptation`` is only the default for a ``test_cfg``
+        without ``adaptation``; both set to different levels raise (nothing is silently
+        overridden), and so does an unknown ``test_cfg`` key.
+        """
+        unknown = sorted(set(test_cfg) - set(TEST_CFG_KEYS))
+        if unknown:
+            raise ValueError(f'unknown model.test_cfg option(s) {unknown}; LOGO-CAP reads '
+                             f'{list(TEST_CFG_KEYS)}')
+        if 'adaptation' not in test_cfg:
+            return LogoCapDecoder.check_adaptation(self.pose_decoder.adaptation)
+        level = test_cfg['adaptation']
+        if level not in ADAPTATION_LEVELS:
+            raise ValueError(f'test_cfg.adaptation must be one of {ADAPTATION_LEVELS}, '
+                             f'got {level!r}')
+        if self._decoder_adaptation is not None and self._decoder_adaptation != level:
+            raise ValueError(
+                f'model.head.pose_decoder.adaptation={self._decoder_adaptation!r} conflicts '
+                f'with model.test_cfg.adaptation={level!r}; the test-time adaptation level '
+                f'is set in model.test_cfg, e.g. --cfg-options '
+                f'model.test_cfg.adaptation={self._decoder_adaptation}')
+        return level
+
     # ---------------------------------------------------------------- predict
     def predict(self, feats: Features, batch_data_samples: OptSampleList,
                 test_cfg: ConfigType = {}) -> Predictions:
@@ -229,8 +273,7 @@ class LogoCapHead(BaseHead):
         ``adaptation`` ('full' | 'partial' | 'none'), ``output_heatmaps`` (bool).
         """
         test_cfg = test_cfg or {}
-        level = LogoCapDecoder.check_adaptation(
-            test_cfg.get('adaptation', self.pose_decoder.adaptation))
+        level = self.resolve_test_cfg(test_cfg)
         flip = test_cfg.get('flip_test', False)
         if flip:
             if not (isinstance(feats, (list, tuple)) and len(feats) == 2):
