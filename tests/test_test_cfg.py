@@ -81,3 +81,12 @@ def test_unknown_test_cfg_key_raises(cfg):
     c.model.test_cfg['adaption'] = 'none'
     with pytest.raises(ValueError, match=r"unknown model.test_cfg option\(s\) \['adaption'\]"):
         _build(c.model)
+
+
+def test_head_metainfo_path_resolves_without_warning(cfg, recwarn):
+    c = copy.deepcopy(cfg)
+    c.model.head.metainfo = 'configs/_base_/datasets/coco.py'
+    c.model.head.pop('sigmas', None)
+    model = _build(c.model)
+    assert abs(model.head.sigmas[0] - 0.026) < 1e-9 and len(model.head.sigmas) == 17
+    assert not [w for w in recwarn if 'metainfo config file' in str(w.message)]

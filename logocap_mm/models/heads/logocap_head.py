@@ -4,6 +4,7 @@ Frames: **F** is the head's output grid (stride 4 in the paper), **I** the netwo
 canvas (stride 1). ``predict`` returns keypoints in I, as MMPose's bottom-up estimator
 expects (it maps them to the original image).
 """
+import os.path as osp
 from typing import Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -42,6 +43,12 @@ def _conv_bn_relu(cin: int, cout: int) -> nn.Sequential:
 def _load_sigmas(sigmas, metainfo, num_keypoints):
     if sigmas is None and metainfo is not None:
         from mmpose.datasets.datasets.utils import parse_pose_metainfo
+        if isinstance(metainfo, str) and not osp.isfile(metainfo):
+            # an MMPose-relative path ('configs/_base_/datasets/coco.py'): the copy that
+            # ships inside mmpose, found without MMPose's "does not exist" warning
+            import mmpose
+            shipped = osp.join(osp.dirname(mmpose.__file__), '.mim', metainfo)
+            metainfo = shipped if osp.isfile(shipped) else metainfo
         meta = parse_pose_metainfo(
             dict(from_file=metainfo) if isinstance(metainfo, str) else metainfo)
         sigmas = meta['sigmas']
