@@ -209,6 +209,8 @@ def test_demo_skips_truncated_image_and_fails_at_the_end(checkpoint, tmp_path):
                        ) as e:
         demo.main([TINY_COCO, checkpoint, str(folder), '--out-dir', str(out), '--no-flip'])
     assert [osp.basename(p) for p, _ in e.value.failed] == ['a_truncated.jpg']
+    assert 'cannot be decoded' in str(e.value)
+    assert 'check whether the file exists' not in str(e.value)
     assert osp.isfile(out / 'vis' / 'b_good.jpg')
     assert osp.isfile(out / 'predictions' / 'b_good.json')
     assert not osp.exists(out / 'predictions' / 'a_truncated.json')

@@ -157,6 +157,15 @@ def pose_filter(visualize, pose_thr):
     return wrapped
 
 
+def failure_reason(path, err):
+    """One line on why ``path`` failed; an existing file that does not decode says so."""
+    msg = f'{type(err).__name__}: {err}'.splitlines()[0]
+    if osp.isfile(path) and ('occurs when loading' in msg or 'failed to load image' in msg):
+        return ('the file exists but cannot be decoded as an image (truncated or corrupt?); '
+                f'{type(err).__name__} from the loader')
+    return msg
+
+
 def count_people(preds, pose_thr):
     return sum(1 for p in preds if p.get('bbox_score', 1.0) >= pose_thr)
 
@@ -223,7 +232,7 @@ def main(argv=None):
         try:
             result = next(inferencer(path, **out))
         except Exception as e:  # noqa: BLE001 - one bad file must not stop the others
-            failed.append((path, f'{type(e).__name__}: {e}'.splitlines()[0]))
+            failed.append((path, failure_reason(path, e)))
             if bar is None:
                 print(f'{path}: skipped ({failed[-1][1]})', file=sys.stderr)
             continue
