@@ -25,14 +25,12 @@ from logocap_mm.models.utils.global_adapt import (gaussian_window,
 from logocap_mm.models.utils.matching import (kem_oks, match_kem_targets,
                                               pad_ground_truth)
 from logocap_mm.models.utils.sampling import sample_kem_latents
-from .logocap_decoder import ADAPTATION_LEVELS, LogoCapDecoder
+from .logocap_decoder import LogoCapDecoder
+from .test_options import TEST_CFG_KEYS, resolve_adaptation  # noqa: F401
 
 COCO_SIGMAS = [.026, .025, .025, .035, .035, .079, .079, .072, .072, .062, .062, .107,
                .107, .087, .087, .089, .089]
 FLIP_MODES = ('reference', 'aligned')
-# every test-time option lives in ``model.test_cfg`` (read by the estimator and this head)
-TEST_CFG_KEYS = ('flip_test', 'flip_mode', 'adaptation', 'output_heatmaps', 'image_chunk',
-                 'multiscale_test')
 
 
 def _conv_bn_relu(cin: int, cout: int) -> nn.Sequential:
@@ -246,30 +244,9 @@ class LogoCapHead(BaseHead):
         self.__dict__['_test_cfg'] = cfg or {}
 
     def resolve_test_cfg(self, test_cfg: dict) -> str:
-        """Check ``model.test_cfg`` and return the adaptation level it selects.
-
-        The home of every test-time option is ``model.test_cfg`` (:data:`TEST_CFG_KEYS`).
-        ``model.head.pose_decoder.adaptation`` is only the default for a ``test_cfg``
-        without ``adaptation``; both set to different levels raise (nothing is silently
-        overridden), and so does an unknown ``test_cfg`` key.
-        """
-        unknown = sorted(set(test_cfg) - set(TEST_CFG_KEYS))
-        if unknown:
-            raise ValueError(f'unknown model.test_cfg option(s) {unknown}; LOGO-CAP reads '
-                             f'{list(TEST_CFG_KEYS)}')
-        if 'adaptation' not in test_cfg:
-            return LogoCapDecoder.check_adaptation(self.pose_decoder.adaptation)
-        level = test_cfg['adaptation']
-        if level not in ADAPTATION_LEVELS:
-            raise ValueError(f'test_cfg.adaptation must be one of {ADAPTATION_LEVELS}, '
-                             f'got {level!r}')
-        if self._decoder_adaptation is not None and self._decoder_adaptation != level:
-            raise ValueError(
-                f'model.head.pose_decoder.adaptation={self._decoder_adaptation!r} conflicts '
-                f'with model.test_cfg.adaptation={level!r}; the test-time adaptation level '
-                f'is set in model.test_cfg, e.g. --cfg-options '
-                f'model.test_cfg.adaptation={self._decoder_adaptation}')
-        return level
+        """The adaptation level ``model.test_cfg`` selects (see :mod:`.test_options`)."""
+        return resolve_adaptation(test_cfg, self.pose_decoder.adaptation,
+                                  self._decoder_adaptation)
 
     # ---------------------------------------------------------------- predict
     def predict(self, feats: Features, batch_data_samples: OptSampleList,
