@@ -18,9 +18,6 @@ Importing this module (``import logocap_mm`` does it first) does four things:
    are refused.
 4. **Lets mmengine's CPU distributed launch work** (:func:`allow_cpu_distributed`).
 """
-import importlib.machinery
-import sys
-import types
 
 __all__ = ['check_numpy', 'install_mmcv_ext_stub', 'register_safe_globals', 'allow_cpu_distributed',
            'MMCV_EXT_IS_STUB', 'SAFE_GLOBALS']
@@ -48,40 +45,16 @@ def check_numpy():
 def install_mmcv_ext_stub():
     """Register a stand-in ``mmcv._ext`` if mmcv has no compiled ops (mmcv-lite).
 
+    The stand-in lives in :mod:`logocap_mm.mmcv_ext_shim` (also loaded at interpreter start
+    by the ``.pth`` file of a mmcv-lite environment built by ``tools/install_env.sh``).
+
     Returns:
         bool: True if the stand-in was installed, False if the real extension exists.
     """
     global MMCV_EXT_IS_STUB
-    if 'mmcv._ext' in sys.modules:
-        return MMCV_EXT_IS_STUB
-    try:
-        import mmcv._ext  # noqa: F401
-        return False
-    except ImportError:
-        pass
-
-    stub = types.ModuleType('mmcv._ext')
-    stub.__doc__ = 'logocap_mm stand-in for mmcv-lite: compiled ops are unavailable.'
-
-    def _getattr(name):
-        if name.startswith('__'):
-            raise AttributeError(name)
-
-        def _missing(*args, **kwargs):
-            raise NotImplementedError(
-                f'mmcv op "{name}" needs full mmcv with compiled ops; this environment '
-                'has mmcv-lite (LOGO-CAP itself needs none). Rebuild the environment '
-                'with `MMCV=full make test` to get them.')
-        _missing.__name__ = name
-        return _missing
-
-    stub.__getattr__ = _getattr
-    # mmengine's mmcv_full_available() calls pkgutil.find_loader('mmcv._ext'), which
-    # raises on a module without __spec__; a spec with loader=None makes it return False.
-    stub.__spec__ = importlib.machinery.ModuleSpec('mmcv._ext', None)
-    sys.modules['mmcv._ext'] = stub
-    MMCV_EXT_IS_STUB = True
-    return True
+    from . import mmcv_ext_shim
+    MMCV_EXT_IS_STUB = mmcv_ext_shim.install_stub()
+    return MMCV_EXT_IS_STUB
 
 
 def register_safe_globals():

@@ -150,3 +150,86 @@ def test_demo_missing_paths(tmp_path, which):
 def test_demo_empty_folder(tmp_path):
     with pytest.raises(ValueError, match='has no images'):
         _demo().main([TINY_COCO, COCO_IMG, str(tmp_path)])
+
+
+def _tiny_video(path, n=3):
+    import cv2
+    img = cv2.resize(cv2.imread(COCO_IMG), (160, 96))
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*'mp4v'), 5, (160, 96))
+    assert w.isOpened()
+    for i in range(n):
+        w.write(np.roll(img, 4 * i, axis=1))
+    w.release()
+    return str(path)
+
+
+def test_demo_on_video_writes_video_and_json(checkpoint, tmp_path, capsys):
+    video = _tiny_video(tmp_path / 'clip.mp4')
+    out = tmp_path / 'out'
+    results = _demo().main([TINY_COCO, checkpoint, video, '--out-dir', str(out), '--no-flip'])
+    (path, frames), = results
+    assert path == video and len(frames) == 3
+    drawn = out / 'vis' / 'clip.mp4'
+    assert osp.isfile(drawn) and osp.getsize(drawn) > 1000
+    import cv2
+    cap = cv2.VideoCapture(str(drawn))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 3
+    cap.release()
+    with open(out / 'predictions' / 'clip.json') as f:
+        per_frame = json.load(f)
+    assert len(per_frame) == 3
+    assert [len(fr['instances']) for fr in per_frame] == [len(fr) for fr in frames]
+    assert '3 frame(s)' in capsys.readouterr().out
+
+
+def test_demo_pose_thr_filters_count_not_json(checkpoint, tmp_path, capsys):
+    demo = _demo()
+    runs = {}
+    for thr in ('0', '1e9'):
+        out = tmp_path / f'out_{thr}'
+        (_, preds), = demo.main([TINY_COCO, checkpoint, COCO_IMG, '--out-dir', str(out),
+                                 '--no-flip', '--pose-thr', thr])
+        with open(out / 'predictions' / '000000197388.json') as f:
+            runs[thr] = (len(json.load(f)), capsys.readouterr().out)
+        assert len(preds) == runs[thr][0]  # JSON keeps every pose
+        assert all('bbox_score' in p for p in preds)
+    n = runs['0'][0]
+    assert n >= 1 and runs['1e9'][0] == n
+    assert f': {n} people' in runs['0'][1] and ': 0 people' in runs['1e9'][1]
+
+
+def test_demo_skips_truncated_image_and_fails_at_the_end(checkpoint, tmp_path):
+    demo = _demo()
+    folder = tmp_path / 'imgs'
+    folder.mkdir()
+    shutil.copy(COCO_IMG, folder / 'b_good.jpg')
+    with open(COCO_IMG, 'rb') as f:
+        (folder / 'a_truncated.jpg').write_bytes(f.read()[:300])
+    out = tmp_path / 'out'
+    with pytest.raises(demo.InputErrors, match=r'1 of 2 input\(s\) failed:\n.*a_truncated\.jpg'
+                       ) as e:
+        demo.main([TINY_COCO, checkpoint, str(folder), '--out-dir', str(out), '--no-flip'])
+    assert [osp.basename(p) for p, _ in e.value.failed] == ['a_truncated.jpg']
+    assert 'cannot be decoded' in str(e.value)
+    assert 'check whether the file exists' not in str(e.value)
+    assert osp.isfile(out / 'vis' / 'b_good.jpg')
+    assert osp.isfile(out / 'predictions' / 'b_good.json')
+    assert not osp.exists(out / 'predictions' / 'a_truncated.json')
+
+
+class _NotWeights:
+    pass
+
+
+def test_demo_refused_pickle_is_a_clean_error(tmp_path):
+    import pickle
+
+    import torch
+
+    ckpt = _save_state(TINY_COCO, str(tmp_path / 'evil.pth'))
+    state = torch.load(ckpt, weights_only=True)
+    state['meta'] = {'obj': _NotWeights()}
+    torch.save(state, ckpt)
+    with pytest.raises(ValueError, match='refused') as e:
+        _demo().main([TINY_COCO, ckpt, COCO_IMG, '--out-dir', str(tmp_path / 'o')])
+    assert isinstance(e.value, ValueError) and not isinstance(e.value, pickle.UnpicklingError)

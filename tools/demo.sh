@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The main job on bundled data: `mim train` a tiny LOGO-CAP config on the bundled COCO images,
-# `mim test` it (COCO metrics from MMPose's CocoMetric), then run MMPoseInferencer on an image
-# and write a visualisation. Outputs go under ${WORK_DIR:-work_dirs/demo}.
+# Bundled-data smoke run (not what `make demo` runs: that is tools/synthetic_demo.sh, which
+# trains configs/logocap/tiny_synthetic.py): `mim train` configs/logocap/tiny_coco_demo.py on
+# the 4 bundled COCO images, `mim test` it (MMPose's CocoMetric), then tools/demo.py on one
+# image. Outputs go under ${WORK_DIR:-work_dirs/demo}.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
@@ -12,7 +13,7 @@ CFG=configs/logocap/tiny_coco_demo.py
 if ! "$PY" -c "import logocap_mm; from mmpose.registry import MODELS; assert MODELS.get('LogoCapHead')" 2>/dev/null \
    || [ ! -f "$CFG" ]; then
   echo "make demo: the LOGO-CAP head (LogoCapHead) or the demo config ($CFG) is not in this" >&2
-  echo "checkout yet, so there is nothing real to train; see README 'Status'." >&2
+  echo "checkout, so there is nothing to train." >&2
   exit 3
 fi
 

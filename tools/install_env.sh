@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Create the project's virtual environment from the recipe in docs (ENV.md).
 #   VENV=.venv MMCV=lite|full bash tools/install_env.sh
-# lite (default): mmcv-lite 2.1.0 wheel, no compiled ops (logocap_mm installs an
-#                 `mmcv._ext` stand-in; DEKR's DeformConv2d is then unavailable).
+# lite (default): mmcv-lite 2.1.0 wheel, no compiled ops. A .pth file in the venv's
+#                 site-packages loads logocap_mm/mmcv_ext_shim.py at interpreter start (stdlib
+#                 only, nothing imported eagerly): a fallback finder for `mmcv._ext` alone, so
+#                 `from mmpose.apis import ...` works before logocap_mm is imported. DEKR's
+#                 DeformConv2d is unavailable there.
 # full:           builds mmcv 2.1.0 with CPU ops from the sdist (~10 min on 2 cores).
 set -euo pipefail
 VENV=${VENV:-.venv}
@@ -58,6 +61,13 @@ t pip install -q "${PINS[@]}" click colorama model-index pandas requests rich ta
 # 5. test tools and the plugin itself (editable, no deps: they are all above).
 t pip install -q "${PINS[@]}" pytest
 t pip install -q --no-deps --no-build-isolation -e .
+
+# 6. mmcv-lite only: the `mmcv._ext` stand-in at interpreter start (removed for full mmcv).
+SITE=$(python -c 'import site; print(site.getsitepackages()[0])')
+rm -f "$SITE/logocap_mm_mmcv_ext.pth"
+if [ "$MMCV" = lite ]; then
+  python logocap_mm/mmcv_ext_shim.py "$SITE"
+fi
 
 rm -f "$VENV"/.logocap_env_*
 touch "$STAMP" "$VENV/.logocap_env_ok"

@@ -22,8 +22,11 @@ export SYNTHETIC_ROOT=${SYNTHETIC_ROOT:-data/synthetic/}
 NUM_TRAIN=${NUM_TRAIN:-2000}
 NUM_VAL=${NUM_VAL:-200}
 CFG=configs/logocap/tiny_synthetic.py
-# one torch thread per process: on a small shared CPU, two OpenMP threads were 10-30x slower
-export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} MKL_NUM_THREADS=${MKL_NUM_THREADS:-1}
+# torch threads: OMP_NUM_THREADS if set, else the idle cores (tools/cpu_threads.sh): on a
+# loaded host one thread, as two OpenMP threads were 10-30x slower there; on an idle one all
+OMP_NUM_THREADS=$(bash tools/cpu_threads.sh)
+export OMP_NUM_THREADS MKL_NUM_THREADS=${MKL_NUM_THREADS:-$OMP_NUM_THREADS}
+echo "[synthetic_demo] $OMP_NUM_THREADS torch thread(s) (set OMP_NUM_THREADS to choose)"
 export PATH="$(cd "$VENV/bin" && pwd):$PATH"
 mkdir -p "$WORK_DIR"
 

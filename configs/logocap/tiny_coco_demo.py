@@ -1,6 +1,7 @@
 # A tiny LOGO-CAP (HRNet with one block per branch, widths 8/16/32/64, input 256) that trains
-# on CPU on the bundled COCO samples in tests/data/coco: used by `make demo` and the tests.
-# Not meant to reach a useful AP; it exercises the real train/test/inference paths.
+# on CPU on the bundled COCO samples in tests/data/coco: used by the tests and tools/demo.sh
+# (`make demo` trains ./tiny_synthetic.py instead). Not meant to reach a useful AP; it
+# exercises the real train/test/inference paths.
 _base_ = ['./w32_coco.py']
 
 input_size = 256

@@ -4,6 +4,7 @@ Frames: **F** is the head's output grid (stride 4 in the paper), **I** the netwo
 canvas (stride 1). ``predict`` returns keypoints in I, as MMPose's bottom-up estimator
 expects (it maps them to the original image).
 """
+import os.path as osp
 from typing import Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -26,6 +27,7 @@ from logocap_mm.models.utils.matching import (kem_oks, match_kem_targets,
 from logocap_mm.models.utils.sampling import sample_kem_latents
 from .logocap_decoder import LogoCapDecoder
 from .meta_checks import check_flip_indices, config_flip_indices
+from .test_options import TEST_CFG_KEYS, resolve_adaptation  # noqa: F401
 
 COCO_SIGMAS = [.026, .025, .025, .035, .035, .079, .079, .072, .072, .062, .062, .107,
                .107, .087, .087, .089, .089]
@@ -41,6 +43,12 @@ def _parse_metainfo(metainfo):
     if metainfo is None:
         return None
     from mmpose.datasets.datasets.utils import parse_pose_metainfo
+    if isinstance(metainfo, str) and not osp.isfile(metainfo):
+        # an MMPose-relative path ('configs/_base_/datasets/coco.py'): the copy that
+        # ships inside mmpose, found without MMPose's "does not exist" warning
+        import mmpose
+        shipped = osp.join(osp.dirname(mmpose.__file__), '.mim', metainfo)
+        metainfo = shipped if osp.isfile(shipped) else metainfo
     return parse_pose_metainfo(
         dict(from_file=metainfo) if isinstance(metainfo, str) else metainfo)
 
@@ -169,6 +177,8 @@ class LogoCapHead(BaseHead):
         pd = dict(type='LogoCapDecoder', sigmas=self.sigmas, stride=stride)
         pd.update(pose_decoder or {})
         self.pose_decoder: LogoCapDecoder = MODELS.build(pd)
+        # set explicitly in the config? (then model.test_cfg.adaptation may not contradict it)
+        self._decoder_adaptation = (pose_decoder or {}).get('adaptation')
         if self.pose_decoder.num_keypoints != K:
             raise ValueError(f'pose_decoder has {self.pose_decoder.num_keypoints} sigmas, '
                              f'num_keypoints is {K}')
@@ -230,6 +240,24 @@ class LogoCapHead(BaseHead):
             off_f = self._shift_aligned(off_f, 1. / self.stride)
         return 0.5 * (hm + hm_f), 0.5 * (off + off_f), emb
 
+    # ---------------------------------------------------------------- test_cfg
+    @property
+    def test_cfg(self) -> dict:
+        """``model.test_cfg`` as the estimator hands it over (checked when it is set)."""
+        return self.__dict__.get('_test_cfg', {})
+
+    @test_cfg.setter
+    def test_cfg(self, cfg: Optional[dict]):
+        # BasePoseEstimator sets ``head.test_cfg`` right after building the head: a
+        # conflicting or misspelt option fails at build time, not at the first image
+        self.resolve_test_cfg(cfg or {})
+        self.__dict__['_test_cfg'] = cfg or {}
+
+    def resolve_test_cfg(self, test_cfg: dict) -> str:
+        """The adaptation level ``model.test_cfg`` selects (see :mod:`.test_options`)."""
+        return resolve_adaptation(test_cfg, self.pose_decoder.adaptation,
+                                  self._decoder_adaptation)
+
     # ---------------------------------------------------------------- predict
     def predict(self, feats: Features, batch_data_samples: OptSampleList,
                 test_cfg: ConfigType = {}) -> Predictions:
@@ -239,8 +267,7 @@ class LogoCapHead(BaseHead):
         ``adaptation`` ('full' | 'partial' | 'none'), ``output_heatmaps`` (bool).
         """
         test_cfg = test_cfg or {}
-        level = LogoCapDecoder.check_adaptation(
-            test_cfg.get('adaptation', self.pose_decoder.adaptation))
+        level = self.resolve_test_cfg(test_cfg)
         flip = test_cfg.get('flip_test', False)
         if flip:
             if not (isinstance(feats, (list, tuple)) and len(feats) == 2):

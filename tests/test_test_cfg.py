@@ -1,0 +1,92 @@
+"""Each test-time option has one home, ``model.test_cfg``: a contradicting or misspelt
+setting elsewhere raises at build time instead of being silently overridden."""
+import copy
+import os.path as osp
+
+import numpy as np
+import pytest
+import torch
+
+import logocap_mm  # noqa: F401
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
+from mmpose.registry import MODELS
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+TINY = osp.join(ROOT, 'tests', 'configs', 'tiny_coco.py')
+W32 = osp.join(ROOT, 'configs', 'logocap', 'w32_coco.py')
+
+
+@pytest.fixture(scope='module')
+def cfg():
+    init_default_scope('mmpose')
+    return Config.fromfile(TINY)
+
+
+def _build(mcfg):
+    torch.manual_seed(0)
+    mcfg = copy.deepcopy(mcfg)
+    mcfg.backbone.pop('init_cfg', None)
+    return MODELS.build(mcfg)
+
+
+def test_shipped_configs_set_adaptation_in_test_cfg_only():
+    c = Config.fromfile(W32)
+    assert c.model.test_cfg.adaptation == 'full'
+    assert 'adaptation' not in c.model.head.pose_decoder
+
+
+def test_decoder_adaptation_contradicting_test_cfg_raises(cfg):
+    c = copy.deepcopy(cfg)
+    c.merge_from_dict({'model.head.pose_decoder.adaptation': 'none',
+                       'model.test_cfg.adaptation': 'full'})
+    with pytest.raises(ValueError, match=r"pose_decoder.adaptation='none' conflicts with "
+                                         r"model.test_cfg.adaptation='full'.*"
+                                         r"model.test_cfg.adaptation=none"):
+        _build(c.model)
+
+
+def test_decoder_adaptation_takes_effect_without_test_cfg_key(cfg):
+    c = copy.deepcopy(cfg)
+    c.model.test_cfg.pop('adaptation', None)
+    c.merge_from_dict({'model.head.pose_decoder.adaptation': 'partial'})
+    model = _build(c.model)
+    assert model.head.resolve_test_cfg(model.test_cfg) == 'partial'
+
+
+@pytest.mark.parametrize('level', ['full', 'partial', 'none'])
+def test_test_cfg_adaptation_reaches_the_decoder(cfg, level, monkeypatch):
+    c = copy.deepcopy(cfg)
+    c.merge_from_dict({'model.test_cfg.adaptation': level})
+    model = _build(c.model).eval()
+    seen = []
+    orig = type(model.head.pose_decoder).forward
+
+    def spy(self, *a, **kw):
+        seen.append(kw.get('adaptation'))
+        return orig(self, *a, **kw)
+    monkeypatch.setattr(type(model.head.pose_decoder), 'forward', spy)
+    from mmpose.structures import PoseDataSample
+    ds = PoseDataSample(metainfo=dict(
+        input_size=(128, 128), input_center=np.array([64., 64.]),
+        input_scale=np.array([128., 128.]),
+        ori_shape=(128, 128), img_shape=(128, 128), flip_indices=list(range(17))))
+    with torch.no_grad():
+        model.predict(torch.zeros(1, 3, 128, 128), [ds])
+    assert seen == [level]
+
+
+def test_unknown_test_cfg_key_raises(cfg):
+    c = copy.deepcopy(cfg)
+    c.model.test_cfg['adaption'] = 'none'
+    with pytest.raises(ValueError, match=r"unknown model.test_cfg option\(s\) \['adaption'\]"):
+        _build(c.model)
+
+
+def test_head_metainfo_path_resolves_without_warning(cfg, recwarn):
+    c = copy.deepcopy(cfg)
+    c.model.head.metainfo = 'configs/_base_/datasets/coco.py'
+    c.model.head.pop('sigmas', None)
+    model = _build(c.model)
+    assert abs(model.head.sigmas[0] - 0.026) < 1e-9 and len(model.head.sigmas) == 17
+    assert not [w for w in recwarn if 'metainfo config file' in str(w.message)]
