@@ -10,12 +10,7 @@ PY="$VENV/bin/python"
 WORK_DIR=${WORK_DIR:-work_dirs/demo}
 CFG=configs/logocap/tiny_coco_demo.py
 
-if ! "$PY" -c "import logocap_mm; from mmpose.registry import MODELS; assert MODELS.get('LogoCapHead')" 2>/dev/null \
-   || [ ! -f "$CFG" ]; then
-  echo "make demo: the LOGO-CAP head (LogoCapHead) or the demo config ($CFG) is not in this" >&2
-  echo "checkout, so there is nothing to train." >&2
-  exit 3
-fi
+[ -x "$PY" ] || { echo "tools/demo.sh: no environment at $VENV; run make env first" >&2; exit 3; }
 
 export PATH="$(cd "$VENV/bin" && pwd):$PATH"
 mkdir -p "$WORK_DIR"

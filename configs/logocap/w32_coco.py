@@ -1,5 +1,5 @@
 # LOGO-CAP, HRNet-W32, COCO, input 512 (paper: COCO val AP 69.6, OCHuman test 38.1).
-# Recipe of the reference (spec §6): Adam 1e-3, no weight decay, no warm-up, 140 epochs with
+# Recipe of the reference: Adam 1e-3, no weight decay, no warm-up, 140 epochs with
 # steps at 90 and 120, 12 images per GPU, flip test, CocoMetric(score_mode='keypoint').
 _base_ = ['mmpose::_base_/default_runtime.py']
 
@@ -14,7 +14,7 @@ param_scheduler = [
          by_epoch=True)
 ]
 auto_scale_lr = dict(base_batch_size=12, enable=False)
-# reference: seed 0, cudnn benchmark on (spec §6)
+# reference: seed 0, cudnn benchmark on
 randomness = dict(seed=0)
 env_cfg = dict(cudnn_benchmark=True)
 default_hooks = dict(checkpoint=dict(save_best='coco/AP', rule='greater'))

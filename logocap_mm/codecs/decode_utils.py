@@ -1,4 +1,4 @@
-"""Torch helpers for LOGO-CAP centre-offset decoding (spec §2.3, §3, §7.3).
+"""Torch helpers for LOGO-CAP centre-offset decoding.
 
 Frames (see docs/CONTRACTS.md): **I** = network-input canvas (stride 1), **F** = heatmap
 grid (stride ``s``, 4 for LOGO-CAP). Coordinates are always ``(x, y)``. Every function is
@@ -25,7 +25,7 @@ def upsample_heatmaps(heatmaps: Tensor, size_hw: Sequence[int]) -> Tensor:
         size_hw: ``(H, W)`` of the I canvas (``4h, 4w`` for LOGO-CAP).
 
     Returns:
-        ``(B, C, H, W)``. F-pixel ``i`` lands at I-coordinate ``4i + 1.5`` (spec §0 [quirk]).
+        ``(B, C, H, W)``. F-pixel ``i`` lands at I-coordinate ``4i + 1.5``.
     """
     if heatmaps.dim() != 4:
         raise ValueError(f'heatmaps must be (B, C, h, w), got shape {tuple(heatmaps.shape)}')
@@ -37,7 +37,7 @@ def upsample_heatmaps(heatmaps: Tensor, size_hw: Sequence[int]) -> Tensor:
 
 def find_centers(center_map: Tensor, topk: int = 30, thr: Optional[float] = 0.01
                  ) -> Tuple[Tensor, Tensor, Tensor]:
-    """Person centres on the I-resolution centre map (spec §2.3; training form §3).
+    """Person centres on the I-resolution centre map (training form: the codec).
 
     A pixel is a peak iff ``maxpool3x3(clamp(C, min=0)) == C``; peak values are ``C`` and
     every other pixel scores 0. The ``topk`` largest scores are taken (sorted, descending,
@@ -82,12 +82,12 @@ def centre_offset_poses(centers: Tensor, offsets: Tensor, stride: int = 4) -> Te
     Args:
         centers: ``(B, T, 2)`` centre ``(x, y)`` in I pixels (long or float).
         offsets: ``(B, 2K, h, w)`` offset maps in F units; channel ``2k`` is x, ``2k+1`` is y,
-            sign ``pixel - keypoint`` (spec §1.2).
+            sign ``pixel - keypoint``.
         stride: I pixels per F pixel.
 
     Returns:
         ``(B, T, K, 2)`` float poses in I pixels (dtype of ``offsets``). The offset is read at the
-        floored F cell but added to the full-resolution centre (spec §2.3, §7.3). Cells are
+        floored F cell but added to the full-resolution centre. Cells are
         clamped into the map (centres found on the map itself are always inside).
     """
     if centers.dim() != 3 or centers.shape[-1] != 2:
@@ -111,11 +111,11 @@ def centre_offset_poses(centers: Tensor, offsets: Tensor, stride: int = 4) -> Te
 
 
 def sample_heatmaps_at_poses(heatmaps: Tensor, poses: Tensor) -> Tensor:
-    """Value of keypoint map ``k`` at keypoint ``k`` of every pose (reference sampler, §2.5).
+    """Value of keypoint map ``k`` at keypoint ``k`` of every pose (reference sampler).
 
     Corner-aligned bilinear sampling (pixel ``i`` at coordinate ``i``) with the reference's
     index and weight clamping: left/top clamp to the border, on the right/bottom
-    ``x = W-1`` gives 0 and ``x in (W-1, W)`` ramps to the border value ([quirk]).
+    ``x = W-1`` gives 0 and ``x in (W-1, W)`` ramps to the border value (as in the reference).
 
     Args:
         heatmaps: ``(B, K, H, W)`` maps (normally the I-upsampled keypoint heatmaps).

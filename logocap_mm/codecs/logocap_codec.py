@@ -1,4 +1,4 @@
-"""LogoCapCodec: LOGO-CAP training targets and centre-offset decoding (spec §2.3, §5.1-5.3, §9).
+"""LogoCapCodec: LOGO-CAP training targets and centre-offset decoding.
 
 Frames: **O** original image, **I** network-input canvas (what MMPose's bottom-up transforms
 deliver; ``encode`` takes keypoints here), **F** heatmap grid, ``x_F = x_I / stride``
@@ -12,7 +12,7 @@ Choices where MMPose and the reference differ (all documented in the class docst
   ``warp_mat`` the given area is used as-is for both rules (identity affine).
 * Flip: MMPose flips keypoints in I (``x -> W_I - 1 - x``) before encoding, so our targets are
   exactly ``x_I / 4`` of the flipped image. The reference flips in F (``x_F -> W_F - 1 - x_F``),
-  which is ``(stride - 1) / stride`` = 0.75 F-px left of that ([quirk] §5.1). Default: not
+  which is ``(stride - 1) / stride`` = 0.75 F-px left of that (as in the reference). Default: not
   reproduced (consistent targets); ``flip_target_shift=True`` reproduces it by shifting the
   keypoints of flipped samples by ``-(stride - 1)`` I-px before encoding.
 """
@@ -68,7 +68,7 @@ def _render_gaussians(heatmaps: np.ndarray, foreground: np.ndarray, pts: np.ndar
         sigmas: ``(P,)`` Gaussian sigma of each point (F px).
 
     Each Gaussian is evaluated at integer pixels of the square
-    ``[floor(x - 3s - 1), ceil(x + 3s + 2))`` (clipped to the map), spec §5.2.
+    ``[floor(x - 3s - 1), ceil(x + 3s + 2))`` (clipped to the map).
     """
     if len(pts) == 0:
         return
@@ -110,11 +110,11 @@ class LogoCapCodec(BaseKeypointCodec):
         topk: centre slots for decoding (30).
         center_thr: centre score threshold for decoding (0.01); ``None`` keeps all top-k.
         bbox_center_fallback: a non-crowd person without visible keypoints (area above the
-            limit) gets its centre at the bbox centre, as the reference does (spec §5.2). Needs
+            limit) gets its centre at the bbox centre, as the reference does. Needs
             the ``bbox`` and ``iscrowd`` pipeline keys (MMPose's bottom-up datasets provide
             them; ``bbox`` may be xyxy ``(N, 4)`` or corners ``(N, 4, 2)``). Default True.
         flip_target_shift: reproduce the reference's 0.75 F-px offset of flipped targets
-            ([quirk] §5.1) by moving flipped samples' keypoints by ``-(stride - 1)`` I-px.
+            (as in the reference) by moving flipped samples' keypoints by ``-(stride - 1)`` I-px.
             Default False: MMPose flips in I, and the targets stay exact.
 
     Encoded (all float32 numpy, F grid ``(H, W)`` = ``heatmap_size[::-1]``):
@@ -131,7 +131,7 @@ class LogoCapCodec(BaseKeypointCodec):
         later person, as the reference's overwrite).
         ``displacement_weights (2K, H, W)``: ``1 / sqrt(area_I)`` of the winner, 0 elsewhere.
 
-    Centre rule (spec §5.2): mean of the visible keypoints (all labelled ones, also those
+    Centre rule: mean of the visible keypoints (all labelled ones, also those
     outside the canvas, as the reference averages before cropping); no centre if the O-area
     is below ``min_center_area`` (``area_O = area / |det(warp_mat)|``) or not finite. The
     centre Gaussian needs the centre inside the map; the offset square needs ``int(c_F)``
@@ -222,7 +222,7 @@ class LogoCapCodec(BaseKeypointCodec):
 
     def _centres(self, kpts_i: np.ndarray, vis: np.ndarray, area_o: np.ndarray,
                  bbox, iscrowd) -> Tuple[np.ndarray, np.ndarray]:
-        """Centres ``(N, 2)`` in I and their validity ``(N,)`` (spec §5.2)."""
+        """Centres ``(N, 2)`` in I and their validity ``(N,)``."""
         N = kpts_i.shape[0]
         nvis = vis.sum(1)
         safe = np.where(vis[..., None], kpts_i, 0.0)
@@ -357,7 +357,7 @@ class LogoCapCodec(BaseKeypointCodec):
 
     def _offsets(self, disp: np.ndarray, wts: np.ndarray, kf: np.ndarray, kin: np.ndarray,
                  cf: np.ndarray, cvalid: np.ndarray, area_i: np.ndarray) -> None:
-        """Fill offset targets (spec §5.3) in place, smaller person winning per pixel."""
+        """Fill offset targets in place, smaller person winning per pixel."""
         N, K, _ = kf.shape
         _, H, W = disp.shape
         r = self.offset_radius
@@ -394,7 +394,7 @@ class LogoCapCodec(BaseKeypointCodec):
 
     # ------------------------------------------------------------------ decode
     def decode(self, heatmaps: ArrayLike, displacements: ArrayLike):
-        """Centre-offset initial poses (the ``adaptation='none'`` baseline, spec §2.3, §2.10).
+        """Centre-offset initial poses (the ``adaptation='none'`` baseline).
 
         Args:
             heatmaps: ``(K+1, h, w)`` or ``(B, K+1, h, w)`` (centre last), torch or numpy.

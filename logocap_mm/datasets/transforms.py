@@ -1,4 +1,4 @@
-"""Test-time resize that reproduces the LOGO-CAP reference exactly (spec §2.1).
+"""Test-time resize that reproduces the LOGO-CAP reference exactly.
 
 The reference (HigherHRNet's ``get_multi_scale_size`` + ``get_affine_transform`` at scale 1)
 scales the short side of the original image to ``S`` and the long side to

@@ -4,7 +4,7 @@
 
 Border behaviour of the reference: left/top are clamped to the border; on the right/bottom
 ``x == W-1`` gives 0, ``x`` in ``(W-1, W)`` ramps linearly from 0 to the border value and
-``x >= W`` gives the border value **[quirk]**.
+``x >= W`` gives the border value (as in the reference).
 """
 from typing import Callable, Tuple
 

@@ -7,10 +7,9 @@ One pass over the config's test set; per image the same network outputs are deco
 ways and each set of poses is scored with MMPose's ``CocoMetric`` (the config's
 ``test_evaluator``):
 
-* ``none``   the centre-offset initial poses P0 (spec §2.10 'none');
+* ``none``   the centre-offset initial poses P0 ('none');
 * ``upper``  the best pose inside the local KEMs: every initial pose is matched to a ground
-  truth person (argmax over persons of the mean over labelled keypoints of the window-max OKS,
-  spec §5.4, :func:`logocap_mm.models.utils.matching.match_kem_targets`), and every keypoint
+  truth person (argmax over persons of the mean over labelled keypoints of the window-max OKS, :func:`logocap_mm.models.utils.matching.match_kem_targets`), and every keypoint
   moves to its KEM candidate with the highest OKS against that person (it stays at P0 when no
   candidate beats P0 or the keypoint is unlabelled). Scores are those of ``none``, so the
   difference to ``none`` is localisation only;

@@ -1,4 +1,4 @@
-"""LogoCapDecoder: the test-time LOGO-CAP decoding pipeline (spec §2.3-§2.10).
+"""LogoCapDecoder: the test-time LOGO-CAP decoding pipeline.
 
 The decoder has no parameters. It is built from the small functions of
 :mod:`logocap_mm.codecs.decode_utils` and :mod:`logocap_mm.models.utils`, and exposes each
@@ -78,7 +78,7 @@ class LogoCapDecoder(nn.Module):
         window_size (int): global window side S (97, odd, >= kem_size).
         window_sigma (float): Gaussian re-weighting σ (16).
         convex_lambda (float): weight of the best response in the top-2 average (0.75).
-        adaptation (str): 'full' | 'partial' | 'none' (spec §2.10).
+        adaptation (str): 'full' | 'partial' | 'none'.
         nms_dist_ratio (float): pose NMS distance as a fraction of the pose diagonal (0.05).
         nms_num_joints (int): pose pair is a duplicate if more than this many joints are close (8).
         max_people (int): cap on returned poses per image (30).

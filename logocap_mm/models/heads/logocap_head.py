@@ -1,4 +1,4 @@
-"""LogoCapHead: heads, CMP, losses and batched, flip-tested prediction (spec §1-§5).
+"""LogoCapHead: heads, CMP, losses and batched, flip-tested prediction.
 
 Frames: **F** is the head's output grid (stride 4 in the paper), **I** the network input
 canvas (stride 1). ``predict`` returns keypoints in I, as MMPose's bottom-up estimator
@@ -219,9 +219,9 @@ class LogoCapHead(BaseHead):
 
     def flip_merge(self, out: Tuple[Tensor, Tensor, Tensor], out_flip: Tuple[Tensor, ...],
                    flip_indices: Sequence[int], flip_mode: str = 'reference'):
-        """Average un-flipped and flipped-back outputs (spec §2.2).
+        """Average un-flipped and flipped-back outputs.
 
-        ``'reference'``: plain ``torch.flip`` without any half-pixel correction [quirk];
+        ``'reference'``: plain ``torch.flip`` without any half-pixel correction (as in the reference);
         ``'aligned'``: also shift the flipped-back maps by 1 − 1/stride F px (deviation, off
         by default).
         """
@@ -333,7 +333,7 @@ class LogoCapHead(BaseHead):
             if len(area) != len(kp):
                 raise ValueError(f'gt_instances.areas has {len(area)} entries for '
                                  f'{len(kp)} instances')
-            # invisible / out-of-canvas keypoints do not count (spec §5.4.2)
+            # invisible / out-of-canvas keypoints do not count
             w, h = ds.metainfo.get('input_size', (np.inf, np.inf))
             # the crop test is the one before a horizontal flip (x -> w - 1 - x), as the
             # reference: [0, w) before the flip is (-1, w - 1] after it
@@ -349,7 +349,7 @@ class LogoCapHead(BaseHead):
 
     def loss(self, feats: Tuple[Tensor], batch_data_samples: OptSampleList,
              train_cfg: ConfigType = {}) -> dict:
-        """Losses (spec §5): heatmap, offset, OKS kernel (KAM) and refined heatmap."""
+        """Losses: heatmap, offset, OKS kernel (KAM) and refined heatmap."""
         hm, off, emb = self.forward(feats)
         B, C, h, w = hm.shape
         K = self.num_keypoints
@@ -402,7 +402,7 @@ class LogoCapHead(BaseHead):
         losses['loss_oks'] = self.loss_oks(kams, oks_k[mask2], w_k[mask2], num_pos)
 
         hr = F.interpolate(hm[:, :K], size=(h * dec.stride, w * dec.stride),
-                           mode='bilinear', align_corners=False)    # not detached (spec §4)
+                           mode='bilinear', align_corners=False)    # not detached
         win = sample_windows(hr, poses_k, dec.window_size)          # (B, T2, K, S, S)
         win = win * gaussian_window(dec.window_size, dec.window_sigma, device=hm.device,
                                     dtype=hm.dtype)

@@ -1,4 +1,4 @@
-"""Attentive Normalization on BatchNorm2d (spec §1.4), as used in LOGO-CAP's CMP layer 2."""
+"""Attentive Normalization on BatchNorm2d, as used in LOGO-CAP's CMP layer 2."""
 import torch
 import torch.nn as nn
 import torch.nn.functional as F

@@ -1,4 +1,4 @@
-"""Convolutional message passing (CMP, reference ``joints_mlp``), spec §1.3."""
+"""Convolutional message passing (CMP, reference ``joints_mlp``)"""
 from typing import Sequence
 
 import torch.nn as nn

@@ -1,4 +1,4 @@
-"""LOGO-CAP losses (spec §5.3, §5.5, §5.6).
+"""LOGO-CAP losses.
 
 The heatmap loss L_H is MMPose's ``KeypointMSELoss`` (a plain mean of W·(H − T)², with the
 weight map and the ignore mask), so it is not repeated here.
@@ -19,7 +19,7 @@ def _check_weight(name, value):
 class LogoCapOffsetLoss(nn.Module):
     """Weighted SmoothL1 on centre-to-keypoint offsets, normalised by positive entries.
 
-    L_O = Σ W · SmoothL1_β(O − T) / max(1, #{entries with W > 0}), β = 1/9 (spec §5.3).
+    L_O = Σ W · SmoothL1_β(O − T) / max(1, #{entries with W > 0}), β = 1/9.
     The count includes x and y entries separately.
 
     Args:
@@ -50,7 +50,7 @@ class LogoCapOffsetLoss(nn.Module):
 
 @MODELS.register_module()
 class LogoCapOKSLoss(nn.Module):
-    """KAM loss L_K ("OKS kernel loss", spec §5.5).
+    """KAM loss L_K ("OKS kernel loss").
 
     L_K = Σ_m mean_{k,i,j} w[m, k] · (KAM_raw[m, k, i, j] − S*[m, k, i, j])² / max(1, #passing)
 
@@ -86,7 +86,7 @@ class LogoCapOKSLoss(nn.Module):
 
 @MODELS.register_module()
 class LogoCapRefineLoss(nn.Module):
-    """Refined-heatmap loss L_H̃ with an on-the-fly Gaussian target (spec §5.6).
+    """Refined-heatmap loss L_H̃ with an on-the-fly Gaussian target.
 
     T̃[m, k, a, b] = exp(−||U[m, k, a, b] − gt_I[m, k]||² / (2 σ²)) on the window grid U
     (unit steps in input pixels around the initial keypoint), σ = 4 as in the reference

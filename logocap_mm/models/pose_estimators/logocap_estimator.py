@@ -32,7 +32,7 @@ class LogoCapPoseEstimator(BottomupPoseEstimator):
     """``BottomupPoseEstimator`` whose flip test runs the image and its mirror as one batch.
 
     MMPose's estimator extracts features of ``inputs`` and ``inputs.flip(-1)`` in two
-    backbone calls; LOGO-CAP's reference stacks them into one batch (spec §2.2, §8.3). The
+    backbone calls; LOGO-CAP's reference stacks them into one batch. The
     head receives the same ``[feats, flipped_feats]`` pair either way, so ``LogoCapHead``
     also works under the stock ``BottomupPoseEstimator``. Note that BatchNorm in eval mode
     makes both paths numerically identical; only speed differs.

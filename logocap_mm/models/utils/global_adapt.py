@@ -1,10 +1,9 @@
 """Global contextual adaptation (LOGO-CA): 97x97 windows, Gaussian prior, dynamic KAM
-convolution and top-2 decoding (spec §2.7, §2.8, §4).
+convolution and top-2 decoding.
 
 Frames: ``heatmaps_up`` are the keypoint heatmaps upsampled x4 to the input canvas I
 (bilinear, align_corners=False); poses and returned keypoints are (x, y) in I.
-Window pixel (a, b) of instance-keypoint (n, k) is the map sampled (reference sampler,
-spec §2.5) at ``P0[n, k] + (b - S//2, a - S//2)``.
+Window pixel (a, b) of instance-keypoint (n, k) is the map sampled (reference sampler) at ``P0[n, k] + (b - S//2, a - S//2)``.
 
 Two paths give the same result:
 
@@ -105,7 +104,7 @@ def _sample_rows(maps: Tensor, mrow: Tensor, centers: Tensor, size: int) -> Tens
 
 
 def kam_convolution(windows: Tensor, kams: Tensor) -> Tensor:
-    """Dynamic depthwise **true** convolution of each window with its KAM (spec §2.7).
+    """Dynamic depthwise **true** convolution of each window with its KAM.
 
     ``R(u) = sum_d KAM(d) / k^2 * G(u - d)``, ``d = (j - k//2, i - k//2)``, zero padding
     k//2 (output size = input size). A one-hot KAM at (i, j) shifts the window content by
@@ -135,7 +134,7 @@ def kam_convolution(windows: Tensor, kams: Tensor) -> Tensor:
 
 
 def top2_decode(response: Tensor, lam: float = 0.75) -> Tuple[Tensor, Tensor]:
-    """Convex average of the two largest responses (spec §2.8).
+    """Convex average of the two largest responses.
 
     Args:
         response: (..., K, S, S).
@@ -256,7 +255,7 @@ def _fast_conv_top2(G: Tensor, kams: Tensor, lam: float, block: int = 4,
 def global_adaptation(heatmaps_up: Tensor, poses: Tensor, kams: Tensor, size: int = 97,
                       sigma: float = 16., lam: float = 0.75, fast: bool = True,
                       valid: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
-    """Full LOGO-CA refinement of initial poses (spec §2.7-2.8).
+    """Full LOGO-CA refinement of initial poses.
 
     Args:
         heatmaps_up: (B, K, H, W) keypoint heatmaps (no centre channel) in I.
@@ -429,7 +428,7 @@ def _crops(maps: Tensor, mrow: Tensor, iy: Tensor, ix: Tensor) -> Tensor:
 
 
 def partial_decode(kem: Tensor, kams: Tensor) -> Tuple[Tensor, Tensor]:
-    """``'partial'`` level (spec §2.10): per keypoint the KEM point with the largest KAM.
+    """``'partial'`` level: per keypoint the KEM point with the largest KAM.
 
     Args:
         kem: (..., s, s, K, 2) KEM points in I; kams: (..., K, s, s) (clamped by the caller).

@@ -1,6 +1,6 @@
 """Local keypoint-expansion maps (KEMs): the 11x11 per-keypoint candidate grids.
 
-Spec §0 and §2.4. All coordinates are (x, y) in the input frame **I** (stride 1).
+All coordinates are (x, y) in the input frame **I** (stride 1).
 """
 from typing import Sequence, Union
 

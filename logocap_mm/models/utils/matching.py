@@ -1,4 +1,4 @@
-"""Training-time matching of KEM candidates to ground truth (spec §5.4, §5.5, §9).
+"""Training-time matching of KEM candidates to ground truth.
 
 Everything is computed in the input frame **I**: the training affine is a similarity and the
 flip preserves distances, so the reference's OKS in the original image O equals the OKS in I
@@ -54,7 +54,7 @@ def kem_oks(kem: Tensor, gt_kpts: Tensor, gt_vis: Tensor, gt_area: Tensor,
 
 
 def match_kem_targets(S: Tensor, gt_vis: Tensor, gate: float = 0.5) -> Dict[str, Tensor]:
-    """Assign each initial pose to a GT person and build the KAM targets (spec §5.4-5.5).
+    """Assign each initial pose to a GT person and build the KAM targets.
 
     Args:
         S: (B, T, G, K, s, s) from :func:`kem_oks`.

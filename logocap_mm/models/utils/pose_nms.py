@@ -1,4 +1,4 @@
-"""DEKR-style greedy pose NMS as used by LOGO-CAP's post-processing (spec §2.9).
+"""DEKR-style greedy pose NMS as used by LOGO-CAP's post-processing.
 
 Rule (reference ``nms_core``): pose j duplicates pose i when more than ``num_joints_thr``
 keypoints satisfy ``||kpt_i,k - kpt_j,k|| < dist_ratio * diag_i`` (diag_i: diagonal of pose

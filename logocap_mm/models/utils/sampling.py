@@ -1,10 +1,10 @@
-"""Bilinear sampling of feature maps at arbitrary points (spec §2.5, §7.3).
+"""Bilinear sampling of feature maps at arbitrary points.
 
 Two conventions, both corner-aligned (pixel i sits at coordinate i):
 
 * ``'reference'``: the LOGO-CAP reference sampler. Left/top: clamped to the border.
   Right/bottom: for ``x`` in ``(W-1, W)`` the value ramps linearly from 0 to the border
-  value, exactly ``x == W-1`` gives 0, and ``x >= W`` gives the border value **[quirk]**.
+  value, exactly ``x == W-1`` gives 0, and ``x >= W`` gives the border value (as in the reference).
 * ``'border'``: ``grid_sample(align_corners=True, padding_mode='border')``, identical to
   ``'reference'`` except in that last one-pixel strip.
 """
@@ -59,7 +59,7 @@ def sample_bilinear(maps: Tensor, points: Tensor, mode: str = 'reference') -> Te
 
 def sample_kem_latents(embedding: Tensor, kem: Tensor, stride: float = 4,
                        mode: str = 'reference') -> Tensor:
-    """Sample the embedding at local KEM points (spec §2.5).
+    """Sample the embedding at local KEM points.
 
     Args:
         embedding: (B, D, h, w) embedding in the F frame.
