@@ -1,5 +1,4 @@
 """Global adaptation (spec §2.7-2.10): known answers, reference parity, fast == plain."""
-import glob
 import os.path as osp
 
 import numpy as np
@@ -126,37 +125,37 @@ def _load(f):
     return z, Hr
 
 
-def test_global_parity_with_reference(fixture_dir):
-    files = sorted(glob.glob(osp.join(fixture_dir, '0*.npz')))
-    assert files
-    for f in files:
-        z, Hr = _load(f)
-        P0 = torch.from_numpy(z['P0'])[None]
-        kam = torch.from_numpy(z['kam_raw']).clamp(0, 1)[None]
-        if 'global_in' in z.files:
-            G = ga.sample_windows(Hr[:, :17], P0[:, :1])[0] * ga.gaussian_window()
-            assert (G - torch.from_numpy(z['global_in'])).abs().max().item() < 1e-4
-            R = ga.kam_convolution(G, kam[0, :1])
-            assert (R - torch.from_numpy(z['global_out'])).abs().max().item() < 1e-5
-        tv = torch.from_numpy(z['global_top3_val'])
-        gap = torch.minimum(tv[..., 0] - tv[..., 1], tv[..., 1] - tv[..., 2]) / tv[..., 0].abs()
-        rf = torch.from_numpy(z['refined_full'])
-        for fast in (False, True):
-            kp, v = ga.global_adaptation(Hr[:, :17], P0, kam, fast=fast)
-            d = (kp[0] - rf[..., :2]).abs().amax(-1)
-            # one top-2 swap allowed where the reference's relative gap is below 1e-5
-            assert ((d > 1e-3) & (gap >= 1e-5)).sum() == 0, (f, fast)
-            assert ((d > 1e-3) & (gap < 1e-5)).sum() <= 1
-            assert (v[0] - rf[..., 2]).abs().max().item() < 1e-5
-        # 'partial' and 'none'
-        kem = local_kem_grid(P0, expansion_rates(COCO_SIGMAS))
-        kp, v = ga.partial_decode(kem, kam)
-        rp = torch.from_numpy(z['refined_partial'])
-        assert (kp[0] - rp[..., :2]).abs().max().item() < 1e-3
-        assert (v[0] - rp[..., 2]).abs().max().item() < 1e-5
-        v = sample_heatmaps_at_poses(Hr[:, :17], P0)
-        rn = torch.from_numpy(z['refined_none'])
-        assert (v[0] - rn[..., 2]).abs().max().item() < 1e-5
+def test_global_parity_with_reference(fixture_image, require):
+    f = fixture_image[0]
+    require(f, ('heatmaps', 'P0', 'kam_raw', 'global_top3_val', 'refined_full',
+                'refined_partial', 'refined_none'), 'global adaptation parity')
+    z, Hr = _load(f)
+    P0 = torch.from_numpy(z['P0'])[None]
+    kam = torch.from_numpy(z['kam_raw']).clamp(0, 1)[None]
+    if 'global_in' in z.files:
+        G = ga.sample_windows(Hr[:, :17], P0[:, :1])[0] * ga.gaussian_window()
+        assert (G - torch.from_numpy(z['global_in'])).abs().max().item() < 1e-4
+        R = ga.kam_convolution(G, kam[0, :1])
+        assert (R - torch.from_numpy(z['global_out'])).abs().max().item() < 1e-5
+    tv = torch.from_numpy(z['global_top3_val'])
+    gap = torch.minimum(tv[..., 0] - tv[..., 1], tv[..., 1] - tv[..., 2]) / tv[..., 0].abs()
+    rf = torch.from_numpy(z['refined_full'])
+    for fast in (False, True):
+        kp, v = ga.global_adaptation(Hr[:, :17], P0, kam, fast=fast)
+        d = (kp[0] - rf[..., :2]).abs().amax(-1)
+        # one top-2 swap allowed where the reference's relative gap is below 1e-5
+        assert ((d > 1e-3) & (gap >= 1e-5)).sum() == 0, (f, fast)
+        assert ((d > 1e-3) & (gap < 1e-5)).sum() <= 1
+        assert (v[0] - rf[..., 2]).abs().max().item() < 1e-5
+    # 'partial' and 'none'
+    kem = local_kem_grid(P0, expansion_rates(COCO_SIGMAS))
+    kp, v = ga.partial_decode(kem, kam)
+    rp = torch.from_numpy(z['refined_partial'])
+    assert (kp[0] - rp[..., :2]).abs().max().item() < 1e-3
+    assert (v[0] - rp[..., 2]).abs().max().item() < 1e-5
+    v = sample_heatmaps_at_poses(Hr[:, :17], P0)
+    rn = torch.from_numpy(z['refined_none'])
+    assert (v[0] - rn[..., 2]).abs().max().item() < 1e-5
 
 
 def test_partial_decode_first_maximum():

@@ -1,5 +1,4 @@
 """KEM grid (spec §2.4), reference sampler (§2.5) and latent sampling parity."""
-import glob
 import os.path as osp
 
 import numpy as np
@@ -113,14 +112,13 @@ def test_latent_channel_order_k_major():
     assert lat[0, 0, 0, 1, 2].item() - lat[0, 0, 0, 1, 1].item() == pytest.approx(0.25, abs=1e-5)
 
 
-def test_local_latent_parity(fixture_dir):
+def test_local_latent_parity(fixture_image, require):
     r = expansion_rates(COCO_SIGMAS)
-    files = sorted(glob.glob(osp.join(fixture_dir, '0*.npz')))
-    assert files
-    for f in files:
-        z = np.load(f)
-        P0 = torch.from_numpy(z['P0'])
-        kem = local_kem_grid(P0[None], r)
-        lat = sample_kem_latents(torch.from_numpy(z['embedding'])[None], kem)[0]
-        ref = torch.from_numpy(z['local_latent'])
-        assert (lat[:ref.shape[0]] - ref).abs().max().item() < 2e-4, f
+    f = fixture_image[0]
+    require(f, ('P0', 'embedding', 'local_latent'), 'local latent parity')
+    z = np.load(f)
+    P0 = torch.from_numpy(z['P0'])
+    kem = local_kem_grid(P0[None], r)
+    lat = sample_kem_latents(torch.from_numpy(z['embedding'])[None], kem)[0]
+    ref = torch.from_numpy(z['local_latent'])
+    assert (lat[:ref.shape[0]] - ref).abs().max().item() < 2e-4, f
