@@ -111,6 +111,13 @@ def _indices(keys, pattern: str) -> List[int]:
     return sorted({int(m.group(1)) for k in keys for m in [rx.match(k)] if m})
 
 
+def _need(sd: Dict[str, torch.Tensor], key: str, what: str) -> torch.Tensor:
+    """``sd[key]``, or a ValueError saying that ``sd`` is not a reference ``what``."""
+    if key not in sd:
+        raise ValueError(f'not a reference {what}: key {key!r} is missing')
+    return sd[key]
+
+
 def infer_hrnet_extra(sd: Dict[str, torch.Tensor]) -> dict:
     """MMPose ``HRNet`` ``extra`` dict read off the reference backbone keys.
 
@@ -120,9 +127,7 @@ def infer_hrnet_extra(sd: Dict[str, torch.Tensor]) -> dict:
     keys = list(sd)
 
     def need(k):
-        if k not in sd:
-            raise ValueError(f'not a reference HRNet backbone: key {k!r} is missing')
-        return sd[k]
+        return _need(sd, k, 'HRNet backbone')
 
     n1 = _indices(keys, r'backbone\.layer1\.(\d+)\.')
     if not n1:
@@ -157,9 +162,7 @@ def infer_head_cfg(sd: Dict[str, torch.Tensor]) -> dict:
         ValueError: a head key needed to read a setting is missing.
     """
     def need(k):
-        if k not in sd:
-            raise ValueError(f'not a reference LOGO-CAP head: key {k!r} is missing')
-        return sd[k]
+        return _need(sd, k, 'LOGO-CAP head')
 
     n_conv = _indices(sd, r'joints_mlp\.(\d+)\.')
     if not n_conv:
