@@ -1,0 +1,288 @@
+"""Export of a LOGO-CAP model (network, flip test, decoder) as ONE ONNX graph.
+
+The graph maps the normalised input canvas ``input`` (1, 3, H, W) float32 (H, W dynamic,
+multiples of the canvas size factor 64) to the decoder's padded outputs:
+
+    keypoints        (T, K, 2) float32, I frame (input canvas pixels, x, y)
+    keypoint_scores  (T, K) float32
+    scores           (T,) float32 pose scores
+    valid            (T,) bool, slots to keep before the pose NMS
+
+with T the decoder's top-k (30). Inside: the image and its mirror as one batch of 2 through
+the network, the head's flip merge, centre NMS and top-k, the centre-offset poses and, per
+adaptation level, KEM sampling, the CMP and the plain global adaptation (windows, Gaussian,
+convolution with the KAMs as runtime weights, top-2). The pose NMS and the people cap run in
+the runtime (:mod:`logocap_mm.deploy.postprocess`). The model's facts go into the ONNX
+``metadata_props`` (:mod:`logocap_mm.deploy.metadata`). Needs torch, MMPose and onnxscript
+(torch's dynamo-based exporter).
+"""
+import contextlib
+import os
+import os.path as osp
+import tempfile
+import time
+from typing import Dict, Optional, Sequence
+
+import torch
+import torch.nn as nn
+from torch import Tensor
+
+from logocap_mm.models.heads.logocap_decoder import ADAPTATION_LEVELS
+from .metadata import FORMAT, INPUT_NAME, OUTPUT_NAMES, encode
+
+__all__ = ['LogoCapExportModule', 'export_model', 'export_onnx', 'MIN_OPSET']
+
+MIN_OPSET = 17  # GridSample-era operator set; the graph uses Conv with runtime weights
+
+
+class LogoCapExportModule(nn.Module):
+    """The test-time model as one traceable module: (1, 3, H, W) -> padded outputs.
+
+    Args:
+        model: a ``LogoCapPoseEstimator`` / ``BottomupPoseEstimator`` with a ``LogoCapHead``
+            (eval mode, float32).
+        flip_indices: keypoint flip permutation (K,), used when ``flip``.
+        flip: run the flip test in the graph.
+        adaptation: 'full' | 'partial' | 'none'.
+        flip_mode: the head's flip merge mode ('reference' | 'aligned').
+    """
+
+    def __init__(self, model: nn.Module, flip_indices: Sequence[int], flip: bool = True,
+                 adaptation: str = 'full', flip_mode: str = 'reference'):
+        super().__init__()
+        self.model = model
+        self.flip_indices = [int(i) for i in flip_indices]
+        self.flip = bool(flip)
+        self.adaptation = adaptation
+        self.flip_mode = flip_mode
+
+    def head_maps(self, x: Tensor):
+        """(1, 3, H, W) -> flip-merged heatmaps, offsets, embedding on the F grid."""
+        model, head = self.model, self.model.head
+        if not self.flip:
+            return head.forward(model.extract_feat(x))
+        hm, off, emb = head.forward(model.extract_feat(torch.cat([x, x.flip(-1)])))
+        return head.flip_merge((hm[:1], off[:1], emb[:1]), (hm[1:], off[1:]),
+                               self.flip_indices, self.flip_mode)
+
+    def forward(self, x: Tensor):
+        hm, off, emb = self.head_maps(x)
+        p = decode_padded(self.model.head, hm, off, emb, self.adaptation)
+        return p['keypoints'][0], p['keypoint_scores'][0], p['scores'][0], p['valid'][0]
+
+
+def decode_padded(head, hm: Tensor, off: Tensor, emb: Tensor, adaptation: str
+                  ) -> Dict[str, Tensor]:
+    """The decoder up to the padded, untrimmed outputs (no host sync, static T).
+
+    Returns dict(keypoints (B, T, K, 2) I, keypoint_scores (B, T, K), scores (B, T),
+    valid (B, T) = centre validity and a positive pose score).
+    """
+    dec = head.pose_decoder
+    if hasattr(dec, 'padded'):
+        p = dec.padded(hm, off, emb, adaptation=adaptation, trim=False, fast=False)
+        return dict(p, valid=p['valid'] & (p['scores'] > 0))
+    # decoder without the padded core: its stage methods on every top-k slot
+    from logocap_mm.codecs.decode_utils import (centre_offset_poses, find_centers,
+                                                sample_heatmaps_at_poses, upsample_heatmaps)
+    from logocap_mm.models.utils.global_adapt import global_adaptation
+    K = head.num_keypoints
+    h, w = hm.shape[-2:]
+    hr = upsample_heatmaps(hm, (h * dec.stride, w * dec.stride))
+    centers, cs, valid = find_centers(hr[:, -1], dec.topk, dec.center_thr)
+    poses = centre_offset_poses(centers, off, dec.stride)
+    if adaptation == 'none':
+        kp, v = poses, sample_heatmaps_at_poses(hr[:, :K], poses)
+    else:
+        loc = dec.local_kams(emb, poses, head.cmp, clamp=True)
+        if adaptation == 'partial':
+            kp, v = dec.partial_refine(loc['kem'], loc['kams'])
+        else:
+            kp, v = global_adaptation(hr[:, :K], poses, loc['kams'], dec.window_size,
+                                      dec.window_sigma, dec.convex_lambda, fast=False)
+    ks = v * cs[..., None]
+    ps = ks.mean(-1)
+    return dict(keypoints=kp, keypoint_scores=ks, scores=ps, valid=valid & (ps > 0))
+
+
+@contextlib.contextmanager
+def _symbolic_neck_resize():
+    """MMPose's ``resize`` (used by ``FeatureMapProcessor``) turns a ``torch.Size`` into
+    Python ints, which would freeze the canvas size of the exported graph; while exporting,
+    the neck calls ``F.interpolate`` with the (symbolic) size itself: same op, same values."""
+    import torch.nn.functional as F
+    from mmpose.models.necks import fmap_proc_neck
+    orig = fmap_proc_neck.resize
+
+    def resize(input, size=None, scale_factor=None, mode='nearest', align_corners=None,
+               warning=True):
+        return F.interpolate(input, size, scale_factor, mode, align_corners)
+
+    fmap_proc_neck.resize = resize
+    try:
+        yield
+    finally:
+        fmap_proc_neck.resize = orig
+
+
+def _resize_step(cfg) -> dict:
+    """The ``LogoCapResize`` of the config's test pipeline, with its defaults filled in."""
+    import inspect
+
+    from logocap_mm.datasets.transforms import LogoCapResize
+    pipe = cfg.get('test_dataloader', {}).get('dataset', {}).get('pipeline', []) or \
+        cfg.get('test_pipeline', [])
+    steps = [dict(s) for s in pipe if s.get('type') == 'LogoCapResize']
+    if not steps:
+        raise ValueError('the config has no LogoCapResize in its test pipeline '
+                         '(test_dataloader.dataset.pipeline): the export needs the LOGO-CAP '
+                         'test canvas')
+    sig = inspect.signature(LogoCapResize.__init__).parameters
+    out = {k: p.default for k, p in sig.items() if p.default is not inspect.Parameter.empty}
+    out.update({k: v for k, v in steps[0].items() if k != 'type'})
+    return out
+
+
+def model_facts(model, cfg, input_size: Optional[int], flip: bool, adaptation: str,
+                flip_mode: str) -> dict:
+    """The metadata of an export (see :mod:`logocap_mm.deploy.metadata`)."""
+    import logocap_mm
+    head, dec = model.head, model.head.pose_decoder
+    rs = _resize_step(cfg)
+    if rs.get('aug_scales'):
+        raise ValueError(f'multi-scale test (LogoCapResize aug_scales={rs["aug_scales"]}) '
+                         'cannot be exported: the export supports one scale, the canvas of '
+                         'short side input_size')
+    size = rs['input_size'] if input_size is None else input_size
+    if isinstance(size, (list, tuple)):
+        size = size[0]
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ValueError(f'input_size must be a positive int (the canvas short side), '
+                         f'got {size!r}')
+    pre = cfg.model.get('data_preprocessor', {})
+    meta = getattr(model, 'dataset_meta', None) or {}
+    pad = rs.get('pad_val', 0)
+    pad = [float(v) for v in pad] if isinstance(pad, (list, tuple)) else [float(pad)] * 3
+    names = meta.get('keypoint_id2name')
+    facts = dict(
+        format=FORMAT, plugin_version=logocap_mm.__version__,
+        num_keypoints=head.num_keypoints, flip_indices=_flip_indices(model),
+        sigmas=[float(s) for s in head.sigmas], input_size=int(size),
+        size_factor=int(rs['size_factor']), round_mode=str(rs['round_mode']),
+        max_long_side=int(rs['max_long_side']), min_side=int(rs['min_side']), pad_val=pad,
+        mean=[float(v) for v in pre.get('mean', (0., 0., 0.))],
+        std=[float(v) for v in pre.get('std', (1., 1., 1.))],
+        bgr_to_rgb=bool(pre.get('bgr_to_rgb', False)), adaptation=adaptation,
+        flip_test=bool(flip), flip_mode=flip_mode, topk=int(dec.topk),
+        pose_nms=bool(dec.use_pose_nms), nms_dist_ratio=float(dec.nms_dist_ratio),
+        nms_num_joints=int(dec.nms_num_joints), max_people=int(dec.max_people),
+        stride=int(dec.stride),
+        skeleton_links=[[int(a), int(b)] for a, b in meta.get('skeleton_links', [])],
+        dataset_name=str(meta.get('dataset_name', '')))
+    if names:
+        facts['keypoint_names'] = [names[i] for i in range(head.num_keypoints)]
+    return facts
+
+
+def _flip_indices(model) -> list:
+    meta = getattr(model, 'dataset_meta', None) or {}
+    idx = meta.get('flip_indices') or getattr(model.head, 'config_flip_indices', None)
+    if not idx:
+        raise ValueError('the model has no flip_indices (dataset meta of the checkpoint or '
+                         'the head metainfo); they are needed for the flip test and the '
+                         'metadata')
+    return [int(i) for i in idx]
+
+
+def export_model(model, cfg, out: str, input_size: Optional[int] = None,
+                 flip: Optional[bool] = None, adaptation: Optional[str] = None,
+                 opset: int = 18, batch_size: int = 1,
+                 scales: Optional[Sequence[float]] = None) -> dict:
+    """Export a built model (eval, CPU float32) to ``out`` (written atomically).
+
+    Args:
+        model: the pose estimator; cfg: its mmengine config (test pipeline, preprocessor).
+        input_size: canvas short side ``S`` stored for the runtime (default: the config's).
+        flip: flip test in the graph (default: ``model.test_cfg.flip_test``).
+        adaptation: 'full' | 'partial' | 'none' (default: the configured level).
+        opset: ONNX opset (>= 17).
+        batch_size: only 1 (one image per run; its mirror is inside the graph).
+        scales: test scales; only one scale (None or [1]).
+
+    Returns:
+        dict(path, metadata, seconds).
+
+    Raises:
+        ValueError: an unsupported setting (named, with what is supported).
+    """
+    t0 = time.perf_counter()
+    if batch_size != 1:
+        raise ValueError(f'batch size {batch_size} cannot be exported: the export supports '
+                         'batch size 1 (one image per run, with its flip pair inside the '
+                         'graph); run images one after another')
+    test_cfg = dict(getattr(model, 'test_cfg', None) or {})
+    if (scales is not None and [float(s) for s in scales] != [1.0]) or \
+            test_cfg.get('multiscale_test'):
+        raise ValueError(f'multi-scale test (scales={scales}, multiscale_test='
+                         f'{test_cfg.get("multiscale_test", False)}) cannot be exported: the '
+                         'export supports a single scale (the canvas of short side '
+                         'input_size)')
+    if isinstance(opset, bool) or not isinstance(opset, int) or opset < MIN_OPSET:
+        raise ValueError(f'opset must be an int >= {MIN_OPSET}, got {opset!r}')
+    level = adaptation or model.head.resolve_test_cfg(test_cfg)
+    if level not in ADAPTATION_LEVELS:
+        raise ValueError(f'adaptation must be one of {ADAPTATION_LEVELS}, got {level!r}')
+    flip = test_cfg.get('flip_test', True) if flip is None else bool(flip)
+    flip_mode = test_cfg.get('flip_mode', 'reference')
+    facts = model_facts(model, cfg, input_size, flip, level, flip_mode)
+    model = model.eval().float().cpu()
+    module = LogoCapExportModule(model, facts['flip_indices'], flip, level, flip_mode).eval()
+    f = facts['size_factor']
+    n_max = max(facts['max_long_side'] // f, 2)
+    hd = torch.export.Dim('canvas_h', min=1, max=n_max)
+    wd = torch.export.Dim('canvas_w', min=1, max=n_max)
+    x = torch.zeros(1, 3, 2 * f, 3 * f)  # sides of 2 and 3 factors: no 0/1 specialisation
+    with torch.no_grad(), _symbolic_neck_resize():
+        prog = torch.onnx.export(
+            module, (x,), None, dynamo=True, opset_version=opset, input_names=[INPUT_NAME],
+            output_names=list(OUTPUT_NAMES), dynamic_shapes={'x': {2: f * hd, 3: f * wd}},
+            optimize=True, verbose=False)
+    proto = prog.model_proto
+    for k, v in encode(facts).items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = k, v
+    proto.doc_string = (f'LOGO-CAP ({facts["dataset_name"] or "pose"}, K={facts["num_keypoints"]}, '
+                        f'adaptation={level}, flip={flip}) exported by logocap_mm '
+                        f'{facts["plugin_version"]}')
+    _save_atomic(proto, out)
+    return dict(path=out, metadata=facts, seconds=time.perf_counter() - t0)
+
+
+def _save_atomic(proto, out: str) -> None:
+    import onnx
+    d = osp.dirname(osp.abspath(out))
+    os.makedirs(d, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix='.' + osp.basename(out) + '.', suffix='.tmp', dir=d)
+    os.close(fd)
+    try:
+        onnx.save(proto, tmp)
+        os.replace(tmp, out)
+    finally:
+        if osp.exists(tmp):
+            os.remove(tmp)
+
+
+def export_onnx(config: str, checkpoint: str, out: str, **kwargs) -> dict:
+    """Build the model from ``config`` + ``checkpoint`` (CPU) and :func:`export_model` it.
+    Keyword arguments as :func:`export_model`."""
+    from mmengine.config import Config
+    from mmpose.apis import init_model
+    import logocap_mm  # noqa: F401  (registers the modules for configs without custom_imports)
+    for p in (config, checkpoint):
+        if not osp.isfile(p):
+            raise ValueError(f'{p} does not exist')
+    if osp.abspath(out) in (osp.abspath(config), osp.abspath(checkpoint)):
+        raise ValueError(f'--out {out} would overwrite an input')
+    cfg = Config.fromfile(config)
+    model = init_model(cfg, checkpoint, device='cpu')
+    return export_model(model, cfg, out, **kwargs)
