@@ -10,7 +10,7 @@ and mmpose are not installed.
 from .draw import draw_instances
 from .metadata import decode as read_metadata
 from .postprocess import finalize, pose_nms, to_instances
-from .runtime import LogoCapONNX, read_image
+from .runtime import LogoCapONNX, preprocess, read_image
 
-__all__ = ['LogoCapONNX', 'read_image', 'read_metadata', 'pose_nms', 'finalize',
+__all__ = ['LogoCapONNX', 'read_image', 'preprocess', 'read_metadata', 'pose_nms', 'finalize',
            'to_instances', 'draw_instances']

@@ -30,7 +30,8 @@ from torch import Tensor
 from logocap_mm.models.heads.logocap_decoder import ADAPTATION_LEVELS
 from .metadata import FORMAT, INPUT_NAME, OUTPUT_NAMES, encode
 
-__all__ = ['LogoCapExportModule', 'export_model', 'export_onnx', 'MIN_OPSET']
+__all__ = ['LogoCapExportModule', 'decode_padded', 'check_settings', 'export_model',
+           'export_onnx', 'MIN_OPSET']
 
 MIN_OPSET = 17  # GridSample-era operator set; the graph uses Conv with runtime weights
 
@@ -194,6 +195,21 @@ def _flip_indices(model) -> list:
     return [int(i) for i in idx]
 
 
+def check_settings(batch_size: int = 1, scales: Optional[Sequence[float]] = None,
+                   opset: int = 18, multiscale_test: bool = False) -> None:
+    """Refuse what the export does not support, saying what it supports."""
+    if isinstance(batch_size, bool) or batch_size != 1:
+        raise ValueError(f'batch size {batch_size} cannot be exported: the export supports '
+                         'batch size 1 (one image per run, with its flip pair inside the '
+                         'graph); run images one after another')
+    if (scales is not None and [float(v) for v in scales] != [1.0]) or multiscale_test:
+        raise ValueError(f'multi-scale test (scales={scales}, multiscale_test='
+                         f'{bool(multiscale_test)}) cannot be exported: the export supports a '
+                         'single scale (the canvas of short side input_size)')
+    if isinstance(opset, bool) or not isinstance(opset, int) or opset < MIN_OPSET:
+        raise ValueError(f'opset must be an int >= {MIN_OPSET}, got {opset!r}')
+
+
 def export_model(model, cfg, out: str, input_size: Optional[int] = None,
                  flip: Optional[bool] = None, adaptation: Optional[str] = None,
                  opset: int = 18, batch_size: int = 1,
@@ -216,19 +232,8 @@ def export_model(model, cfg, out: str, input_size: Optional[int] = None,
         ValueError: an unsupported setting (named, with what is supported).
     """
     t0 = time.perf_counter()
-    if batch_size != 1:
-        raise ValueError(f'batch size {batch_size} cannot be exported: the export supports '
-                         'batch size 1 (one image per run, with its flip pair inside the '
-                         'graph); run images one after another')
     test_cfg = dict(getattr(model, 'test_cfg', None) or {})
-    if (scales is not None and [float(s) for s in scales] != [1.0]) or \
-            test_cfg.get('multiscale_test'):
-        raise ValueError(f'multi-scale test (scales={scales}, multiscale_test='
-                         f'{test_cfg.get("multiscale_test", False)}) cannot be exported: the '
-                         'export supports a single scale (the canvas of short side '
-                         'input_size)')
-    if isinstance(opset, bool) or not isinstance(opset, int) or opset < MIN_OPSET:
-        raise ValueError(f'opset must be an int >= {MIN_OPSET}, got {opset!r}')
+    check_settings(batch_size, scales, opset, test_cfg.get('multiscale_test', False))
     level = adaptation or model.head.resolve_test_cfg(test_cfg)
     if level not in ADAPTATION_LEVELS:
         raise ValueError(f'adaptation must be one of {ADAPTATION_LEVELS}, got {level!r}')
@@ -278,6 +283,8 @@ def export_onnx(config: str, checkpoint: str, out: str, **kwargs) -> dict:
     from mmengine.config import Config
     from mmpose.apis import init_model
     import logocap_mm  # noqa: F401  (registers the modules for configs without custom_imports)
+    check_settings(kwargs.get('batch_size', 1), kwargs.get('scales'),
+                   kwargs.get('opset', 18))
     for p in (config, checkpoint):
         if not osp.isfile(p):
             raise ValueError(f'{p} does not exist')

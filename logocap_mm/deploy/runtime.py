@@ -18,7 +18,7 @@ from logocap_mm.resize_geometry import resize_to_canvas
 from .metadata import INPUT_NAME, OUTPUT_NAMES, decode
 from .postprocess import finalize, to_instances
 
-__all__ = ['LogoCapONNX', 'read_image']
+__all__ = ['LogoCapONNX', 'read_image', 'preprocess']
 
 
 def read_image(path: str) -> np.ndarray:
@@ -28,6 +28,28 @@ def read_image(path: str) -> np.ndarray:
     if img is None:
         raise ValueError(f'cannot read image {path} (missing, unreadable or not an image)')
     return img
+
+
+def preprocess(img: np.ndarray, meta: Dict, name: str = '<array>'):
+    """The test pipeline of the exported model on one image, in numpy.
+
+    ``LogoCapResize`` (the shared :func:`resize_to_canvas`), then MMPose's data
+    preprocessor: channel swap (``bgr_to_rgb``), float32, ``(x - mean) / std``.
+
+    Args:
+        img: (H, W[, C]) image, OpenCV channel order; meta: the model facts.
+
+    Returns:
+        ((1, 3, H_I, W_I) float32, canvas meta of :func:`resize_to_canvas`).
+    """
+    canvas, cmeta, _ = resize_to_canvas(img, meta['input_size'], meta['size_factor'],
+                                        meta['round_mode'], meta['max_long_side'],
+                                        meta['min_side'], meta['pad_val'], name)
+    x = canvas[..., ::-1] if meta['bgr_to_rgb'] else canvas
+    mean = np.array(meta['mean'], np.float32).reshape(1, 1, 3)
+    std = np.array(meta['std'], np.float32).reshape(1, 1, 3)
+    x = (x.astype(np.float32) - mean) / std
+    return np.ascontiguousarray(x.transpose(2, 0, 1)[None]), cmeta
 
 
 class LogoCapONNX:
@@ -63,9 +85,6 @@ class LogoCapONNX:
         props = self.session.get_modelmeta().custom_metadata_map
         self.meta = decode(props, path)
         self._check_signature(path)
-        m = self.meta
-        self.mean = np.array(m['mean'], np.float32).reshape(1, 1, 3)
-        self.std = np.array(m['std'], np.float32).reshape(1, 1, 3)
         self.path = path
 
     def _check_signature(self, path: str) -> None:
@@ -85,13 +104,7 @@ class LogoCapONNX:
     # ------------------------------------------------------------------ steps
     def preprocess(self, img: np.ndarray, name: str = '<array>'):
         """BGR image -> ((1, 3, H_I, W_I) float32 network input, canvas meta)."""
-        m = self.meta
-        canvas, cmeta, _ = resize_to_canvas(img, m['input_size'], m['size_factor'],
-                                            m['round_mode'], m['max_long_side'],
-                                            m['min_side'], m['pad_val'], name)
-        x = canvas[..., ::-1] if m['bgr_to_rgb'] else canvas
-        x = (x.astype(np.float32) - self.mean) / self.std
-        return np.ascontiguousarray(x.transpose(2, 0, 1)[None]), cmeta
+        return preprocess(img, self.meta, name)
 
     def run(self, x: np.ndarray) -> Dict[str, np.ndarray]:
         """(1, 3, H, W) float32 -> the padded outputs (keypoints (T, K, 2) I, ...)."""
