@@ -12,7 +12,7 @@ constant border).
 
 Frames: **O** original image pixels, **I** network input canvas (stride 1), both (x, y).
 """
-from typing import Dict, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
@@ -136,7 +136,8 @@ def to_three_channels(img: np.ndarray, name: str) -> np.ndarray:
 def resize_to_canvas(img: np.ndarray, input_size: int, size_factor: int = 64,
                      round_mode: str = 'reference', max_long_side: int = 4096,
                      min_side: int = 4, pad_val: Union[float, Sequence[float]] = 0,
-                     name: str = '<array>') -> Tuple[np.ndarray, Dict, Optional[Tuple]]:
+                     name: str = '<array>', on_fit: Optional[Callable] = None
+                     ) -> Tuple[np.ndarray, Dict, Optional[Tuple]]:
     """Warp an image onto the test canvas.
 
     Args:
@@ -144,6 +145,8 @@ def resize_to_canvas(img: np.ndarray, input_size: int, size_factor: int = 64,
             :mod:`logocap_mm.input_checks`).
         input_size: target short side ``S``; the other arguments as ``LogoCapResize``'s.
         name: the image's name for error messages.
+        on_fit: called as ``on_fit(need_wh, size_wh)`` when the long side is fitted (the
+            canvas ``S`` needs exceeds ``max_long_side``), before the canvas is checked.
 
     Returns:
         tuple: ``(canvas, meta, need)``: ``canvas`` (H_I, W_I, 3) of the input dtype after
@@ -164,6 +167,8 @@ def resize_to_canvas(img: np.ndarray, input_size: int, size_factor: int = 64,
     if max(size_wh) > max_long_side:
         need = size_wh
         size_wh, center, scale = fit_long_side_params((w, h), max_long_side, size_factor)
+        if on_fit is not None:
+            on_fit(need, size_wh)
     if min(size_wh) < min_side:
         raise ValueError(
             f'LogoCapResize: image {name} is {w}x{h} (w x h); its input canvas would be '

@@ -128,19 +128,22 @@ class LogoCapResize(BaseTransform):
             raise ValueError('LogoCapResize: results["img"] must be an (H, W[, C]) numpy array, '
                              f'got {type(img).__name__}')
         name = results.get('img_path') or '<array>'
-        canvas, meta, need = resize_to_canvas(
-            img, self.input_size, self.size_factor, self.round_mode, self.max_long_side,
-            self.min_side, self.pad_val, name)
-        if need is not None and not self._warned_fit:
+        h, w = img.shape[:2]
+
+        def warn_fit(need, size_wh):
+            if self._warned_fit:
+                return
             self._warned_fit = True
-            h, w = img.shape[:2]
-            size_wh = meta['input_size']
             warnings.warn(
                 f'LogoCapResize: image {name} is {w}x{h} (w x h); its short side at '
                 f'{self.input_size} would need a {need[0]}x{need[1]} canvas, above '
                 f'max_long_side={self.max_long_side}: using a {size_wh[0]}x{size_wh[1]} '
                 'canvas (long side fitted, short side below input_size; accuracy may '
-                'drop). Shown once per pipeline.', UserWarning, stacklevel=2)
+                'drop). Shown once per pipeline.', UserWarning, stacklevel=3)
+
+        canvas, meta, _ = resize_to_canvas(
+            img, self.input_size, self.size_factor, self.round_mode, self.max_long_side,
+            self.min_side, self.pad_val, name, on_fit=warn_fit)
         results['img'] = canvas
         w_i, h_i = meta['input_size']
         results['img_shape'] = (h_i, w_i)
