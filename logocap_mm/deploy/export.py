@@ -271,6 +271,9 @@ def _save_atomic(proto, out: str) -> None:
     os.close(fd)
     try:
         onnx.save(proto, tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 -> the usual permissions
         os.replace(tmp, out)
     finally:
         if osp.exists(tmp):

@@ -125,7 +125,16 @@ def main(argv=None):
         from mmengine.runner import load_checkpoint
         load_checkpoint(model, args.checkpoint, map_location='cpu')
     else:
-        model.init_weights()
+        import logging
+
+        from mmengine.logging import MMLogger
+        logger = MMLogger.get_current_instance()
+        level = logger.level
+        logger.setLevel(logging.WARNING)  # no per-parameter init log
+        try:
+            model.init_weights()
+        finally:
+            logger.setLevel(level)
     model.eval()
     head = model.head
     flip_idx = head.config_flip_indices or list(range(head.num_keypoints))
@@ -189,6 +198,9 @@ def main(argv=None):
         fd, tmp = tempfile.mkstemp(dir=osp.dirname(osp.abspath(args.out)) or '.')
         with os.fdopen(fd, 'w') as f:
             f.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, args.out)
     return 0
 

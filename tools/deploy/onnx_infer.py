@@ -58,6 +58,9 @@ def write_atomic(path: str, data: bytes) -> None:
     try:
         with os.fdopen(fd, 'wb') as f:
             f.write(data)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 -> the usual permissions
         os.replace(tmp, path)
     finally:
         if osp.exists(tmp):
