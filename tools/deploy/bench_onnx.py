@@ -13,7 +13,8 @@ them), exports it (``export_model``, timed), then times on one ``S x S`` canvas,
   cost does not depend on N) and the numpy pose NMS / people cap on its outputs.
 
 Both with the same number of intra-op threads. Also: the runtime's cold start (a fresh
-process: import, session creation, first image) and the export time. Preprocessing (the
+process in which torch, mmcv, mmengine and mmpose cannot be imported, as on a deployment
+machine: imports and session creation, then the first image) and the export time. Preprocessing (the
 canvas warp, identical code on both sides) is not in the per-image times.
 """
 import argparse
@@ -89,9 +90,15 @@ def _decode(head, hm, off, emb, canvas):
     return dec(hm, off, emb, head.cmp, canvas_hw=canvas)
 
 
+# a fresh process as on a deployment machine: torch, mmcv, mmengine, mmpose not importable
 COLD = r'''
 import sys, time
 t0 = time.perf_counter()
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in ('torch', 'mmcv', 'mmengine', 'mmpose', 'torchvision'):
+            raise ImportError(name)
+sys.meta_path.insert(0, Block())
 from logocap_mm.deploy import LogoCapONNX
 import numpy as np
 m = LogoCapONNX(sys.argv[1], num_threads=int(sys.argv[2]))
