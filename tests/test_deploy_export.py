@@ -234,3 +234,22 @@ def test_unsupported_settings_are_refused(conv, tmp_path):
                        capture_output=True, text=True, timeout=300,
                        env=dict(os.environ, PYTHONPATH=ROOT))
     assert r.returncode == 2 and 'supports batch size 1' in r.stderr
+
+
+def test_padded_slots_graph_gives_the_same_poses(conv, tmp_path):
+    """``trim_slots=False`` (every stage on all 30 slots, no data-dependent shapes) gives
+    the same poses as the default graph (local adaptation on the valid slots only)."""
+    from logocap_mm.deploy import LogoCapONNX
+    from logocap_mm.deploy.export import export_model
+    out = str(tmp_path / 'padded.onnx')
+    export_model(conv['model'], conv['cfg'], out, adaptation='partial', trim_slots=False)
+    a, b = LogoCapONNX(out), LogoCapONNX(_export(conv, 'partial'))
+    assert a.meta['trim_slots'] is False and b.meta['trim_slots'] is True
+    for img in IMAGES[:3]:
+        pa, pb = a(img), b(img)
+        assert len(pa) == len(pb) > 0
+        np.testing.assert_allclose(np.array([p['keypoints'] for p in pa]),
+                                   np.array([p['keypoints'] for p in pb]), rtol=0, atol=1e-4)
+        np.testing.assert_allclose(np.array([p['keypoint_scores'] for p in pa]),
+                                   np.array([p['keypoint_scores'] for p in pb]), rtol=0,
+                                   atol=1e-6)

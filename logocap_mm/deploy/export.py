@@ -46,11 +46,14 @@ class LogoCapExportModule(nn.Module):
         flip: run the flip test in the graph.
         adaptation: 'full' | 'partial' | 'none'.
         flip_mode: the head's flip merge mode ('reference' | 'aligned').
+        trim_slots: local adaptation on the valid slots only (see :func:`decode_padded`).
     """
 
     def __init__(self, model: nn.Module, flip_indices: Sequence[int], flip: bool = True,
-                 adaptation: str = 'full', flip_mode: str = 'reference'):
+                 adaptation: str = 'full', flip_mode: str = 'reference',
+                 trim_slots: bool = True):
         super().__init__()
+        self.trim_slots = bool(trim_slots)
         self.model = model
         self.flip_indices = [int(i) for i in flip_indices]
         self.flip = bool(flip)
@@ -68,22 +71,28 @@ class LogoCapExportModule(nn.Module):
 
     def forward(self, x: Tensor):
         hm, off, emb = self.head_maps(x)
-        p = decode_padded(self.model.head, hm, off, emb, self.adaptation)
+        p = decode_padded(self.model.head, hm, off, emb, self.adaptation, self.trim_slots)
         return p['keypoints'][0], p['keypoint_scores'][0], p['scores'][0], p['valid'][0]
 
 
-def decode_padded(head, hm: Tensor, off: Tensor, emb: Tensor, adaptation: str
-                  ) -> Dict[str, Tensor]:
-    """The decoder up to the padded, untrimmed outputs (no host sync, static T).
+def decode_padded(head, hm: Tensor, off: Tensor, emb: Tensor, adaptation: str,
+                  trim_slots: bool = True) -> Dict[str, Tensor]:
+    """The decoder up to padded outputs of T = top-k slots (no host sync).
+
+    ``trim_slots``: the KEM sampling and the CMP run on the valid slots only (a prefix of
+    the score-sorted top-k; its length is a graph value, so their cost follows the number of
+    people) and their outputs are padded back to T; the global adaptation always runs on
+    the T slots (its KAM convolution is one ``Conv`` whose ``group`` attribute, T*K, must be
+    static). ``trim_slots=False``: every stage on all T slots, a graph without
+    data-dependent shapes. Both give the same valid slots.
 
     Returns dict(keypoints (B, T, K, 2) I, keypoint_scores (B, T, K), scores (B, T),
     valid (B, T) = centre validity and a positive pose score).
     """
     dec = head.pose_decoder
-    if hasattr(dec, 'padded'):
+    if not trim_slots and hasattr(dec, 'padded'):
         p = dec.padded(hm, off, emb, adaptation=adaptation, trim=False, fast=False)
         return dict(p, valid=p['valid'] & (p['scores'] > 0))
-    # decoder without the padded core: its stage methods on every top-k slot
     from logocap_mm.codecs.decode_utils import (centre_offset_poses, find_centers,
                                                 sample_heatmaps_at_poses, upsample_heatmaps)
     from logocap_mm.models.utils.global_adapt import global_adaptation
@@ -92,15 +101,35 @@ def decode_padded(head, hm: Tensor, off: Tensor, emb: Tensor, adaptation: str
     hr = upsample_heatmaps(hm, (h * dec.stride, w * dec.stride))
     centers, cs, valid = find_centers(hr[:, -1], dec.topk, dec.center_thr)
     poses = centre_offset_poses(centers, off, dec.stride)
+    B, T = poses.shape[:2]
+    n = T
+    if trim_slots and adaptation != 'none':
+        if B != 1:
+            raise ValueError('trim_slots needs batch 1')
+        n = valid.sum().item()          # valid slots are a prefix (at least the first)
+        torch._check(n >= 1)
+        torch._check(n <= T)
+
+    def pad(x, fill):                   # (1, n, ...) -> (1, T, ...)
+        if n is T:
+            return x
+        return torch.cat([x, fill[:, n:] if torch.is_tensor(fill) else
+                          x.new_zeros(1, T - n, *x.shape[2:])], 1)
+
     if adaptation == 'none':
         kp, v = poses, sample_heatmaps_at_poses(hr[:, :K], poses)
     else:
-        loc = dec.local_kams(emb, poses, head.cmp, clamp=True)
+        pv = poses[:, :n]
+        loc = dec.local_kams(emb, pv, head.cmp, clamp=True)
         if adaptation == 'partial':
             kp, v = dec.partial_refine(loc['kem'], loc['kams'])
+            kp, v = pad(kp, poses), pad(v, None)
         else:
-            kp, v = global_adaptation(hr[:, :K], poses, loc['kams'], dec.window_size,
-                                      dec.window_sigma, dec.convex_lambda, fast=False)
+            # the KAM convolution is one Conv with T*K groups: a static attribute, so the
+            # global stage runs on all T slots (zero KAMs on the padded ones)
+            kp, v = global_adaptation(hr[:, :K], poses, pad(loc['kams'], None),
+                                      dec.window_size, dec.window_sigma, dec.convex_lambda,
+                                      fast=False)
     ks = v * cs[..., None]
     ps = ks.mean(-1)
     return dict(keypoints=kp, keypoint_scores=ks, scores=ps, valid=valid & (ps > 0))
@@ -213,7 +242,7 @@ def check_settings(batch_size: int = 1, scales: Optional[Sequence[float]] = None
 def export_model(model, cfg, out: str, input_size: Optional[int] = None,
                  flip: Optional[bool] = None, adaptation: Optional[str] = None,
                  opset: int = 18, batch_size: int = 1,
-                 scales: Optional[Sequence[float]] = None) -> dict:
+                 scales: Optional[Sequence[float]] = None, trim_slots: bool = True) -> dict:
     """Export a built model (eval, CPU float32) to ``out`` (written atomically).
 
     Args:
@@ -224,6 +253,8 @@ def export_model(model, cfg, out: str, input_size: Optional[int] = None,
         opset: ONNX opset (>= 17).
         batch_size: only 1 (one image per run; its mirror is inside the graph).
         scales: test scales; only one scale (None or [1]).
+        trim_slots: run the local adaptation on the valid slots only (default; faster with
+            few people); False: a graph without data-dependent shapes.
 
     Returns:
         dict(path, metadata, seconds).
@@ -241,7 +272,9 @@ def export_model(model, cfg, out: str, input_size: Optional[int] = None,
     flip_mode = test_cfg.get('flip_mode', 'reference')
     facts = model_facts(model, cfg, input_size, flip, level, flip_mode)
     model = model.eval().float().cpu()
-    module = LogoCapExportModule(model, facts['flip_indices'], flip, level, flip_mode).eval()
+    facts['trim_slots'] = bool(trim_slots)
+    module = LogoCapExportModule(model, facts['flip_indices'], flip, level, flip_mode,
+                                 trim_slots).eval()
     f = facts['size_factor']
     n_max = max(facts['max_long_side'] // f, 2)
     hd = torch.export.Dim('canvas_h', min=1, max=n_max)

@@ -42,7 +42,7 @@ REQUIRED = {
     'max_people': (int, 'people cap per image'),
     'stride': (int, 'network output stride'),
 }
-OPTIONAL = ('keypoint_names', 'skeleton_links', 'dataset_name', 'config')
+OPTIONAL = ('keypoint_names', 'skeleton_links', 'dataset_name', 'flip_mode', 'trim_slots')
 
 
 def encode(meta: Mapping) -> Dict[str, str]:

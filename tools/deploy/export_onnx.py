@@ -29,6 +29,10 @@ def parse_args(argv=None):
     p.add_argument('--adaptation', choices=('full', 'partial', 'none'), default=None,
                    help="adaptation level (default: the config's)")
     p.add_argument('--opset', type=int, default=18, help='ONNX opset (>= 17)')
+    p.add_argument('--padded-slots', action='store_true',
+                   help='run the local adaptation on all 30 slots (a graph without '
+                   'data-dependent shapes, e.g. for runtimes without them); default: on the '
+                   'valid slots only')
     p.add_argument('--batch-size', type=int, default=1, help='only 1 is supported')
     p.add_argument('--scales', type=float, nargs='+', default=None,
                    help='test scales; only a single scale (1) is supported')
@@ -40,7 +44,8 @@ def main(argv=None):
     from logocap_mm.deploy.export import export_onnx
     res = export_onnx(args.config, args.checkpoint, args.out, input_size=args.input_size,
                       flip=False if args.no_flip else None, adaptation=args.adaptation,
-                      opset=args.opset, batch_size=args.batch_size, scales=args.scales)
+                      opset=args.opset, batch_size=args.batch_size, scales=args.scales,
+                      trim_slots=not args.padded_slots)
     m = res['metadata']
     print(f'wrote {res["path"]} in {res["seconds"]:.1f} s (K={m["num_keypoints"]}, '
           f'S={m["input_size"]}, adaptation={m["adaptation"]}, flip={m["flip_test"]})')
