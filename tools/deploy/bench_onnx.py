@@ -13,7 +13,8 @@ them), exports it (``export_model``, timed), then times on one ``S x S`` canvas,
   on its outputs. The graph decodes the network's own centre map, so N is set through the
   centre channel (constant 0: one valid slot; constant 1: all 30), one export per N.
 
-Both with the same number of intra-op threads. Also: the runtime's cold start (a fresh
+Both with the same number of intra-op threads, run alternately repeat by repeat (same load);
+the ratio is of the minima. Also: the runtime's cold start (a fresh
 process in which torch, mmcv, mmengine and mmpose cannot be imported, as on a deployment
 machine: imports and session creation, then the first image) and the export time. Preprocessing (the
 canvas warp, identical code on both sides) is not in the per-image times.
@@ -74,14 +75,18 @@ def _synthetic_scene():
         return mod.synthetic_scene
 
 
-def _timeit(fn, repeats):
-    fn()  # warm-up
-    ts = []
+def _timeit_pair(fa, fb, repeats):
+    """Median and minimum of ``fa`` and ``fb``, run alternately (after one warm-up each) so
+    that both see the same machine load."""
+    fa(), fb()
+    ta, tb = [], []
     for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t)
-    return dict(median_ms=1e3 * statistics.median(ts), min_ms=1e3 * min(ts))
+        for f, ts in ((fa, ta), (fb, tb)):
+            t = time.perf_counter()
+            f()
+            ts.append(time.perf_counter() - t)
+    return [dict(median_ms=1e3 * statistics.median(ts), min_ms=1e3 * min(ts))
+            for ts in (ta, tb)]
 
 
 def _decode(head, hm, off, emb, canvas):
@@ -194,8 +199,7 @@ def main(argv=None):
                 head._to_instances(_decode(head, hm_n, off_n, e2, [(S, S)])[0])
 
             found = len(_decode(head, hm_n, off_n, emb, [(S, S)])[0]['scores'])
-            t_pt = _timeit(torch_image, args.repeats)
-            t_ort = _timeit(ort_image, args.repeats)
+            t_pt, t_ort = _timeit_pair(torch_image, ort_image, args.repeats)
         rows.append(dict(persons=n, torch_poses=found, ort_valid=int(o['valid'].sum()),
                          torch=t_pt, ort=t_ort, ratio=t_ort['min_ms'] / t_pt['min_ms']))
         print(f'N={n}: PyTorch {t_pt["min_ms"]:.0f} ms, ORT {t_ort["min_ms"]:.0f} ms '
