@@ -12,7 +12,7 @@ HEAD_PREFIX_MAP = (
     ('transition_reg.', 'head.offset_layers.'),
     ('final_layer_reg.', 'head.offset_final.'),
     ('transition_embedding.', 'head.embedding_layers.'),
-    ('joints_mlp.', 'head.cmp.layers.'),
+    ('joints_mlp.', 'head.local_adaptation.cmp.layers.'),
 )
 #: parameter renames inside the reference's AttnBatchNorm2d -> LogoCapAttnBatchNorm2d
 AN_RENAMES = {
