@@ -49,12 +49,13 @@ def _inputs(model):
 
 def test_missing_head_tensors_refused_at_inference(cfg, tmp_path):
     full = _build(cfg).state_dict()
-    partial = {k: v for k, v in full.items() if k != 'head.cmp.layers.9.bias'}
+    partial = {k: v for k, v in full.items() if k != 'head.local_adaptation.cmp.layers.9.bias'}
     model = _build(cfg)
     load_checkpoint(model, _save(tmp_path, partial, 'no_bias.pth'), map_location='cpu',
                     strict=False)
     model.eval()
-    with pytest.raises(ValueError, match=r'lacks 1 tensors.*head\.cmp\.layers\.9\.bias'):
+    with pytest.raises(ValueError,
+                       match=r'lacks 1 tensors.*head\.local_adaptation\.cmp\.layers\.9\.bias'):
         model.predict(*_inputs(model))
     # a complete checkpoint afterwards: inference runs
     load_checkpoint(model, _save(tmp_path, full, 'full.pth'), map_location='cpu')
@@ -72,7 +73,8 @@ def test_backbone_only_checkpoint_for_fine_tuning(cfg, tmp_path):
     model = _build(cfg)
     load_checkpoint(model, _save(tmp_path, bb, 'bb.pth'), map_location='cpu', strict=False)
     model.eval()
-    with pytest.raises(ValueError, match=rf'lacks {n_head} tensors .*\(head\.cmp\.layers\.0\.'):
+    with pytest.raises(ValueError, match=rf'lacks {n_head} tensors '
+                       r'.*\(head\.local_adaptation\.cmp\.layers\.0\.'):
         model.predict(*_inputs(model))
     model.train()  # what mmengine's training loops call before the first iteration
     model.eval()

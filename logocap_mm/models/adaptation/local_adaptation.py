@@ -88,7 +88,9 @@ class LogoCapLocalAdaptation(nn.Module):
         self.cmp = LogoCapCMP(num_keypoints, embed_channels, cmp_channels, cmp_attn_norm,
                               num_affine)
         self.matcher = LogoCapKemMatcher(sigmas, oks_gate)
-        self.register_buffer('rates', expansion_rates(torch.tensor(sigmas)), persistent=False)
+        with torch.device('cpu'):  # a real tensor also when the head is built on 'meta'
+            rates = expansion_rates(torch.tensor(sigmas))
+        self.register_buffer('rates', rates, persistent=False)
 
     def kem(self, poses: Tensor) -> Tensor:
         """(..., K, 2) poses in I -> local KEM grids (..., s, s, K, 2) in I."""
