@@ -104,7 +104,7 @@ def test_head_table_released_w32():
     assert t[CMP + '4.weight'] == (20, 256)
     assert t[CMP + '4.attn_conv.weight'] == (20, 256, 1, 1)
     assert CMP + '1.attn_conv.weight' not in t
-    sizes = [int(np.prod(t[fCMP + '{i}.weight'])) for i in (0, 3, 6)]
+    sizes = [int(np.prod(t[f'{CMP}{i}.weight'])) for i in (0, 3, 6)]
     assert sizes == [5013504, 1179648, 294912]
     # MMPose HRNet-W32 backbone shapes of the released widths (32, 64, 128, 256)
     shapes = hrnet_param_shapes(W32_EXTRA)

@@ -74,7 +74,7 @@ def test_backbone_only_checkpoint_for_fine_tuning(cfg, tmp_path):
     load_checkpoint(model, _save(tmp_path, bb, 'bb.pth'), map_location='cpu', strict=False)
     model.eval()
     with pytest.raises(ValueError, match=rf'lacks {n_head} tensors '
-                       r'.*\(head\.local_adaptation\.cmp\.layers\.0\.'):
+                       r'.*\(head\.embedding_layers\.0\.'):
         model.predict(*_inputs(model))
     model.train()  # what mmengine's training loops call before the first iteration
     model.eval()
