@@ -96,3 +96,26 @@ def test_init_model_and_inferencer_refuse_missing_backbone(cfg, tmp_path):
                            show_progress=False)
     with pytest.raises(ValueError, match=r'backbone\.stage4\.0\.'):
         next(inf(img))
+
+
+def test_checkpoint_with_the_older_cmp_keys_loads_completely(cfg, tmp_path):
+    """Checkpoints saved before the CMP moved into the local adaptation ('head.cmp.*') load
+    through load_checkpoint with nothing missing, and predict as the same weights do."""
+    src = _build(cfg)
+    with torch.no_grad():
+        for p in src.head.local_adaptation.cmp.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+    old = {k.replace('head.local_adaptation.cmp.', 'head.cmp.'): v
+           for k, v in src.state_dict().items()}
+    assert any(k.startswith('head.cmp.layers.') for k in old)
+    model = _build(cfg)
+    load_checkpoint(model, _save(tmp_path, old, 'old_layout.pth'), map_location='cpu')
+    assert model._ckpt_missing == []
+    for k, v in src.state_dict().items():
+        assert torch.equal(model.state_dict()[k], v), k
+    model.eval()
+    src.eval()
+    with torch.no_grad():
+        a = model.predict(*_inputs(model))[0].pred_instances
+        b = src.predict(*_inputs(src))[0].pred_instances
+    np.testing.assert_array_equal(a.keypoints, b.keypoints)

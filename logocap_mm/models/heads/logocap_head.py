@@ -137,7 +137,6 @@ class LogoCapHead(LogoCapLossMixin, BaseHead):
         self.num_keypoints = K = num_keypoints
         self.embed_channels = embed_channels
         self.train_topk = train_topk
-        self.oks_gate = float(oks_gate)
         meta = _parse_metainfo(metainfo)
         self.sigmas = _load_sigmas(sigmas, meta, K)
         # the config's flip pairs: checked now, compared with any dataset meta given later
@@ -202,6 +201,15 @@ class LogoCapHead(LogoCapLossMixin, BaseHead):
     def cmp(self) -> nn.Module:
         """Read-only alias of ``local_adaptation.cmp`` (assign to that one)."""
         return self.local_adaptation.cmp
+
+    @property
+    def oks_gate(self) -> float:
+        """Training OKS gate (held by ``local_adaptation.matcher``)."""
+        return self.local_adaptation.matcher.gate
+
+    @oks_gate.setter
+    def oks_gate(self, value: float):
+        self.local_adaptation.matcher.gate = float(value)
 
     #: older checkpoint key prefixes (relative to the head) -> current ones
     LEGACY_KEY_PREFIXES = (('cmp.', 'local_adaptation.cmp.'), )
