@@ -27,7 +27,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from logocap_mm.models.heads.logocap_decoder import ADAPTATION_LEVELS
+from logocap_mm.models.adaptation import ADAPTATION_LEVELS
 from .metadata import FORMAT, INPUT_NAME, OUTPUT_NAMES, encode
 
 __all__ = ['LogoCapExportModule', 'decode_padded', 'check_settings', 'export_model',
@@ -77,62 +77,46 @@ class LogoCapExportModule(nn.Module):
 
 def decode_padded(head, hm: Tensor, off: Tensor, emb: Tensor, adaptation: str,
                   trim_slots: bool = True) -> Dict[str, Tensor]:
-    """The decoder up to padded outputs of T = top-k slots (no host sync).
+    """The head's decode pipeline (``head.pose_decoder``) up to padded outputs of T = top-k
+    slots, without host syncs: :meth:`LogoCapDecoder.padded` with ``trim=False`` and the
+    plain global path.
 
-    ``trim_slots``: the KEM sampling and the CMP run on the valid slots only (a prefix of
-    the score-sorted top-k; its length is a graph value, so their cost follows the number of
-    people) and their outputs are padded back to T; the global adaptation always runs on
-    the T slots (its KAM convolution is one ``Conv`` whose ``group`` attribute, T*K, must be
-    static). ``trim_slots=False``: every stage on all T slots, a graph without
-    data-dependent shapes. Both give the same valid slots.
+    ``trim_slots`` (levels 'partial' / 'full'): the same stages, but the local stage (KEM
+    sampling and the CMP) runs on the valid slots only (a prefix of the score-sorted top-k;
+    its length is a graph value, so the CMP's cost follows the number of people) and its
+    KAMs are padded back to T with zeros; the global stage always runs on the T slots (its
+    KAM convolution is one ``Conv`` whose ``group`` attribute, T*K, must be static).
+    ``trim_slots=False``: a graph without data-dependent shapes. Both give the same valid
+    slots.
 
     Returns dict(keypoints (B, T, K, 2) I, keypoint_scores (B, T, K), scores (B, T),
-    valid (B, T) = centre validity and a positive pose score).
+    valid (B, T) = centre validity and a positive pose score, center_scores (B, T)).
     """
     dec = head.pose_decoder
-    if not trim_slots and hasattr(dec, 'padded'):
-        p = dec.padded(hm, off, emb, adaptation=adaptation, trim=False, fast=False)
-        return dict(p, valid=p['valid'] & (p['scores'] > 0))
-    from logocap_mm.codecs.decode_utils import (centre_offset_poses, find_centers,
-                                                sample_heatmaps_at_poses, upsample_heatmaps)
-    from logocap_mm.models.utils.global_adapt import global_adaptation
-    K = head.num_keypoints
-    h, w = hm.shape[-2:]
-    hr = upsample_heatmaps(hm, (h * dec.stride, w * dec.stride))
-    centers, cs, valid = find_centers(hr[:, -1], dec.topk, dec.center_thr)
-    poses = centre_offset_poses(centers, off, dec.stride)
+    if not trim_slots or adaptation == 'none':
+        return dec.padded(hm, off, emb, adaptation=adaptation, trim=False, fast=False)
+    init = dec.initial_poses(hm, off, None, trim=False)
+    poses, valid = init['poses'], init['valid']
     B, T = poses.shape[:2]
-    n = T
-    if trim_slots and adaptation != 'none':
-        if B != 1:
-            raise ValueError('trim_slots needs batch 1')
-        n = valid.sum().item()          # valid slots are a prefix (at least the first)
-        torch._check(n >= 1)
-        torch._check(n <= T)
+    if B != 1:
+        raise ValueError(f'trim_slots needs batch 1, got {B}')
+    hr = init['heatmaps_up'][:, :dec.num_keypoints]
+    n = valid.sum().item()              # valid slots are a prefix (at least the first one)
+    torch._check(n >= 1)
+    torch._check(n <= T)
+    local = dec.local_adaptation(emb, poses[:, :n])
 
-    def pad(x, fill):                   # (1, n, ...) -> (1, T, ...)
-        if n is T:
-            return x
-        return torch.cat([x, fill[:, n:] if torch.is_tensor(fill) else
-                          x.new_zeros(1, T - n, *x.shape[2:])], 1)
+    def pad(x: Tensor, fill: Optional[Tensor] = None) -> Tensor:   # (1, n, ...) -> (1, T, ...)
+        rest = x.new_zeros(1, T - n, *x.shape[2:]) if fill is None else fill[:, n:]
+        return torch.cat([x, rest], 1)
 
-    if adaptation == 'none':
-        kp, v = poses, sample_heatmaps_at_poses(hr[:, :K], poses)
+    if adaptation == 'partial':
+        kp, v = dec.refine('partial', hr, poses[:, :n], local)
+        kp, v = pad(kp, poses), pad(v)
     else:
-        pv = poses[:, :n]
-        loc = dec.local_kams(emb, pv, head.cmp, clamp=True)
-        if adaptation == 'partial':
-            kp, v = dec.partial_refine(loc['kem'], loc['kams'])
-            kp, v = pad(kp, poses), pad(v, None)
-        else:
-            # the KAM convolution is one Conv with T*K groups: a static attribute, so the
-            # global stage runs on all T slots (zero KAMs on the padded ones)
-            kp, v = global_adaptation(hr[:, :K], poses, pad(loc['kams'], None),
-                                      dec.window_size, dec.window_sigma, dec.convex_lambda,
-                                      fast=False)
-    ks = v * cs[..., None]
-    ps = ks.mean(-1)
-    return dict(keypoints=kp, keypoint_scores=ks, scores=ps, valid=valid & (ps > 0))
+        kp, v = dec.refine('full', hr, poses, dict(kams=pad(local['kams'])), None,
+                           fast=False)
+    return dec.scores(kp, v, init['center_scores'], valid)
 
 
 @contextlib.contextmanager
