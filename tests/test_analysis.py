@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from logocap_mm.testing import REPO_ROOT as ROOT
 COCO_SIGMAS = [.026, .025, .025, .035, .035, .079, .079, .072, .072, .062, .062, .107, .107,
                .087, .087, .089, .089]
 

@@ -11,9 +11,9 @@ import torch
 from logocap_mm.benchmark import STAGES, BenchmarkOptions, synthetic_scene
 from logocap_mm.benchmark.memory import _spawn_worker, memory_worker
 from logocap_mm.benchmark.models import dataset_flip_indices, load_config
+from logocap_mm.testing import REPO_ROOT as ROOT
+from logocap_mm.testing import TINY_CONFIG as TINY
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-TINY = osp.join(ROOT, 'configs', 'logocap', 'tiny_coco_demo.py')
 CROWDPOSE_FLIP = [1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 12, 13]
 COCO_FLIP = [0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15]
 

@@ -9,7 +9,7 @@ import shutil
 import numpy as np
 import pytest
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from logocap_mm.testing import REPO_ROOT as ROOT
 TINY_COCO = osp.join(ROOT, 'tests', 'configs', 'tiny_coco.py')
 TINY_CROWDPOSE = osp.join(ROOT, 'tests', 'configs', 'tiny_crowdpose.py')
 COCO_IMG = osp.join(ROOT, 'tests', 'data', 'coco', '000000197388.jpg')

@@ -11,22 +11,10 @@ from typing import List, Optional, Tuple
 
 import torch
 
+from logocap_mm.utils.config import strip_pretrained
+
 __all__ = ['strip_pretrained', 'load_config', 'quiet_init', 'build_logocap',
            'dataset_flip_indices']
-
-
-def strip_pretrained(cfg):
-    """Drop every ``init_cfg`` of type Pretrained (no network access), in place."""
-    if isinstance(cfg, dict):
-        ic = cfg.get('init_cfg')
-        if isinstance(ic, dict) and ic.get('type') == 'Pretrained':
-            cfg.pop('init_cfg')
-        for v in cfg.values():
-            strip_pretrained(v)
-    elif isinstance(cfg, (list, tuple)):
-        for v in cfg:
-            strip_pretrained(v)
-    return cfg
 
 
 def load_config(path: str, input_size: Optional[int] = None):
