@@ -1,6 +1,5 @@
 """logocap_mm.benchmark and the tools/benchmark.py CLI on the tiny config (small input,
 1 repeat)."""
-import importlib.util
 import json
 import os.path as osp
 from types import SimpleNamespace
@@ -13,17 +12,14 @@ from logocap_mm.benchmark.memory import _spawn_worker, memory_worker
 from logocap_mm.benchmark.models import dataset_flip_indices, load_config
 from logocap_mm.testing import REPO_ROOT as ROOT
 from logocap_mm.testing import TINY_CONFIG as TINY
+from logocap_mm.testing import load_tool
 
 CROWDPOSE_FLIP = [1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 12, 13]
 COCO_FLIP = [0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15]
 
 
 def _cli():
-    spec = importlib.util.spec_from_file_location(
-        'benchmark_cli', osp.join(ROOT, 'tools', 'benchmark.py'))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_tool('tools/benchmark.py', 'benchmark_cli')
 
 
 def test_synthetic_scene_gives_exactly_n_centres():
