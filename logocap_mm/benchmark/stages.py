@@ -1,25 +1,56 @@
-"""The timed stages of a LOGO-CAP inference: backbone + heads, then the decoder's stages.
+"""The timed stages of a LOGO-CAP inference: backbone + heads, then the decode pipeline.
 
-Stage names, in order (:data:`STAGES`)::
+Stage names, in order (:data:`STAGES`), and the pipeline stages they time
+(``head.pose_decoder.decode(..., on_stage=...)``)::
 
     backbone     backbone + neck + the three 1x1 heads, flip test included (image and
                  mirror as one batch, as ``LogoCapPoseEstimator``) and the flip merge
-    local_kems   upsampling, centre NMS, top-k, centre-offset poses P0, KEM grids
-    local_kams   embedding sampling at the KEM points, CMP, clamp to [0, 1]
-    global       LOGO-CA: windows, Gaussian prior, KAM convolution, top-2 decode
-    post         keypoint / pose scores, pose NMS, people cap, packing to numpy
+    local_kems   'initial': upsampling, centre NMS, top-k, centre-offset poses P0
+                 (and the finite-output check before it)
+    local_kams   'local': KEM grids, embedding sampling at the KEM points, CMP, clamp
+    global       'global': LOGO-CA windows, Gaussian prior, KAM convolution, top-2 decode
+    post         'finalize': scores, pose NMS, people cap; then packing to numpy
 
-:func:`run_decoder_stages` is the one place that splits the decoder for the timer.
+The benchmark does not split the decoder itself: the pipeline reports its stages to a
+hook, and :class:`StageHook` turns them into timer laps.
 """
 from typing import Optional, Sequence
 
 import numpy as np
 import torch
 
-__all__ = ['STAGES', 'run_backbone', 'run_decoder_stages', 'check_staged_equals_decoder',
-           'compare_fast_plain']
+__all__ = ['STAGES', 'PIPELINE_STAGES', 'StageHook', 'run_backbone', 'run_decoder_stages',
+           'check_staged_equals_decoder', 'compare_fast_plain']
 
 STAGES = ('backbone', 'local_kems', 'local_kams', 'global', 'post')
+# pipeline stage -> benchmark stage
+PIPELINE_STAGES = {'initial': 'local_kems', 'local': 'local_kams', 'global': 'global',
+                   'finalize': 'post'}
+
+
+class StageHook:
+    """``on_stage(name, phase)`` for the decode pipeline: at the end of each pipeline stage
+    ``timer.lap(benchmark stage)`` (continuous laps: what runs between two stages counts to
+    the next). 'finalize' is lapped by the caller after the numpy packing (:meth:`close`).
+
+    Args:
+        timer: an object with ``lap(name)`` (a started StageTimer, a FLOP marker), or None.
+    """
+
+    def __init__(self, timer=None):
+        self.timer = timer
+
+    def __call__(self, name: str, phase: str):
+        if self.timer is None or phase != 'end' or name == 'finalize':
+            return
+        if name not in PIPELINE_STAGES:
+            raise ValueError(f'unexpected decode stage {name!r} (the benchmark times the '
+                             f"'full' adaptation: {tuple(PIPELINE_STAGES)})")
+        self.timer.lap(PIPELINE_STAGES[name])
+
+    def close(self):
+        if self.timer is not None:
+            self.timer.lap('post')
 
 
 def run_backbone(model, x, flip: bool, flip_indices: Optional[Sequence[int]] = None):
@@ -52,7 +83,8 @@ def run_backbone(model, x, flip: bool, flip_indices: Optional[Sequence[int]] = N
 
 
 def run_decoder_stages(head, hm, off, emb, canvas, timer=None, fast: Optional[bool] = None):
-    """The decoder's stages one by one ('full' adaptation), ``timer.lap(stage)`` after each.
+    """The head's decode pipeline ('full' adaptation), as ``head.predict`` runs it, with
+    ``timer.lap(stage)`` after each benchmark stage; then the packing to ``InstanceData``.
 
     Args:
         head: LogoCapHead; hm (B, K+1, h, w), off (B, 2K, h, w), emb (B, D, h, w): F grid;
@@ -64,42 +96,29 @@ def run_decoder_stages(head, hm, off, emb, canvas, timer=None, fast: Optional[bo
     Returns:
         (per-image ``InstanceData`` results, number of valid centres per image (B,)).
     """
-    from logocap_mm.models.utils.sampling import sample_kem_latents
     dec = head.pose_decoder
-    K, s = dec.num_keypoints, dec.kem_size
-    lap = timer.lap if timer is not None else (lambda name: None)
-    # local KEMs
-    init = dec.initial_poses(hm, off, canvas)
-    poses = init['poses']
-    kem = dec.kem(poses)
-    lap('local_kems')
-    # local KAMs
-    B, T = poses.shape[:2]
-    lat = sample_kem_latents(emb, kem, dec.stride)
-    kams = head.cmp(lat.flatten(0, 1)).reshape(B, T, K, s, s).clamp(0, 1)
-    lap('local_kams')
-    # global KAMs + decode
-    old = dec.fast
-    if fast is not None:
-        dec.fast = fast
-    try:
-        kpts, vals = dec.global_refine(init['heatmaps_up'][:, :K], poses, kams, init['valid'])
-    finally:
-        dec.fast = old
-    lap('global')
-    # post-processing
-    dets = dec.finalize(kpts, vals, init['center_scores'], init['valid'])
+    hook = StageHook(timer)
+    if fast is None:
+        dets, trace = dec.decode(hm, off, emb, canvas_hw=canvas, adaptation='full',
+                                 trace=True, on_stage=hook)
+    else:  # a forced global path: the same pipeline through its padded core
+        trace = {}
+        padded = dec.padded(hm, off, emb, canvas, 'full', trim=True, fast=fast,
+                            trace=trace, on_stage=hook)
+        dets = dec.finalize(padded)
+    nvalid = trace['valid'].sum(1)
+    del trace
     insts = [head._to_instances(d) for d in dets]
-    lap('post')
-    return insts, init['valid'].sum(1)
+    hook.close()
+    return insts, nvalid
 
 
 def check_staged_equals_decoder(head, hm, off, emb, canvas) -> float:
-    """Max |difference| of keypoints and scores between :func:`run_decoder_stages` and the
-    head's decoder run in one call (inf if the numbers of people differ)."""
-    dec = head.pose_decoder
-    staged, _ = run_decoder_stages(head, hm, off, emb, canvas)
-    ref = dec(hm, off, emb, head.cmp, canvas_hw=canvas, adaptation='full')
+    """Max |difference| of keypoints and scores between the timed decode
+    (:func:`run_decoder_stages`, with a hook) and ``head.pose_decoder.decode`` without one
+    (inf if the numbers of people differ)."""
+    staged, _ = run_decoder_stages(head, hm, off, emb, canvas, timer=_NullTimer())
+    ref, _ = head.pose_decoder.decode(hm, off, emb, canvas_hw=canvas, adaptation='full')
     err = 0.
     for a, r in zip(staged, ref):
         rk = r['keypoints'].float().cpu().numpy()
@@ -110,6 +129,11 @@ def check_staged_equals_decoder(head, hm, off, emb, canvas) -> float:
                       float(np.abs(r['keypoint_scores'].float().cpu().numpy() -
                                    a.keypoint_scores).max()))
     return err
+
+
+class _NullTimer:
+    def lap(self, name):
+        pass
 
 
 def compare_fast_plain(head, hm, off, emb, canvas) -> dict:
