@@ -5,8 +5,8 @@ image; the backbone is timed once per repeat and batch size and its outputs feed
 decoder stages of every N. After the timed backbone the head's heatmaps and offsets are
 replaced by :func:`~logocap_mm.benchmark.scene.synthetic_scene` of exactly N people (a
 tensor swap outside every timed region; the embedding stays the network's), and the run
-checks that the decoder finds exactly N centres and that the staged decode equals the
-decoder run in one call. Peak memory is measured in fresh processes
+checks that the decoder finds exactly N centres and that the timed decode (through the
+pipeline's ``on_stage`` hook) equals the decode without a hook. Peak memory is measured in fresh processes
 (:mod:`logocap_mm.benchmark.memory`).
 """
 import gc
