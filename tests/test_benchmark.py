@@ -167,3 +167,30 @@ def test_train_worker_inprocess(capsys):
     assert out['mode'] == 'train' and out['batch_size'] == 2 and out['input_size'] == 64
     assert out['step_ms'] > 0 and out['peak_mb'] >= out['base_mb'] > 0
     assert out['loss'] == out['loss']  # finite, not NaN
+
+
+def test_decoder_stages_come_from_the_pipeline_hook():
+    """The timer gets one lap per benchmark stage, in order, from the pipeline's own
+    ``on_stage`` calls, and the timed decode equals ``pose_decoder.decode``."""
+    from logocap_mm.benchmark.stages import (check_staged_equals_decoder,
+                                             run_decoder_stages)
+    from logocap_mm.testing import build_tiny_model, tiny_config
+    head = build_tiny_model(tiny_config()).eval().head
+    sc = synthetic_scene(2, 4, (16, 16), 17, seed=1)
+    emb = torch.randn(2, head.embed_channels, 16, 16,
+                      generator=torch.Generator().manual_seed(0))
+
+    class Laps:
+        def __init__(self):
+            self.names = []
+
+        def lap(self, name):
+            self.names.append(name)
+    laps = Laps()
+    with torch.no_grad():
+        insts, nvalid = run_decoder_stages(head, sc['heatmaps'], sc['offsets'], emb,
+                                           [(64, 64)] * 2, laps)
+        assert laps.names == list(STAGES[1:])
+        assert nvalid.tolist() == [4, 4] and len(insts) == 2
+        assert check_staged_equals_decoder(head, sc['heatmaps'], sc['offsets'], emb,
+                                           [(64, 64)] * 2) == 0.0
