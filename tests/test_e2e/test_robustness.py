@@ -115,7 +115,7 @@ def test_grayscale_and_rgba_inputs(model, val_pipeline):
 
 
 def test_empty_image_is_rejected_naming_the_file(val_pipeline):
-    """(Extreme aspect ratios are fitted instead: tests/test_input_validation.py.)"""
+    """(Extreme aspect ratios are fitted instead: tests/test_datasets/test_input_validation.py.)"""
     pipe, _ = val_pipeline
     with pytest.raises(ValueError, match='empty'):
         pipe(dict(img=np.zeros((0, 5, 3), np.uint8), img_path='void.png'))
