@@ -166,3 +166,46 @@ def test_demo_script_and_make_target():
         text = f.read()
     # creates / reuses the environment like the Makefile's stamp rule
     assert 'tools/install_env.sh' in text and '.logocap_env_$MMCV' in text
+
+
+def _overlap_fraction(people):
+    """Fraction of people whose visible box intersects another person's box in the image."""
+    by_img = {}
+    for a in people:
+        by_img.setdefault(a['image_id'], []).append(a['bbox'])
+    hit = total = 0
+    for boxes in by_img.values():
+        b = np.array(boxes)
+        x0, y0, x1, y1 = b[:, 0], b[:, 1], b[:, 0] + b[:, 2], b[:, 1] + b[:, 3]
+        iw = np.minimum(x1[:, None], x1[None]) - np.maximum(x0[:, None], x0[None])
+        ih = np.minimum(y1[:, None], y1[None]) - np.maximum(y0[:, None], y0[None])
+        inter = (iw > 0) & (ih > 0)
+        np.fill_diagonal(inter, False)
+        hit += int(inter.any(1).sum())
+        total += len(boxes)
+    return hit / max(total, 1)
+
+
+def test_crowded_split(synth, tmp_path):
+    """--crowded: 3-6 drawn people per image (fully hidden ones get no annotation), most of
+    them overlapping; its own images (not the normal split's), deterministic, own cache stamp."""
+    out = str(tmp_path / 'crowded')
+    args = ['--out-dir', out, '--seed', '3', '--num-train', '0', '--num-val', '12', '--crowded']
+    assert ms.main(args) == 0
+    coco = _json(osp.join(out, 'annotations', 'person_keypoints_val.json'))
+    people = [a for a in coco['annotations'] if not a['iscrowd']]
+    per_img = np.bincount([a['image_id'] for a in people], minlength=13)[1:]
+    assert per_img.max() <= 6 and per_img.mean() >= 3.5, per_img
+    normal = _json(osp.join(synth, 'annotations', 'person_keypoints_val.json'))
+    n_normal = [a for a in normal['annotations'] if not a['iscrowd']]
+    assert len(people) / 12 > 1.5 * len(n_normal) / 6
+    assert _overlap_fraction(people) > 0.8 > _overlap_fraction(n_normal)
+    assert not filecmp.cmp(osp.join(out, 'val', '000000.jpg'),
+                           osp.join(synth, 'val', '000000.jpg'), shallow=False)
+    with open(osp.join(out, 'meta.json')) as f:
+        assert json.load(f)['crowded'] is True
+    out2 = str(tmp_path / 'crowded2')
+    ms.main(['--out-dir', out2] + args[2:])
+    assert filecmp.cmp(osp.join(out, 'annotations', 'person_keypoints_val.json'),
+                       osp.join(out2, 'annotations', 'person_keypoints_val.json'),
+                       shallow=False)
