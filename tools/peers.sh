@@ -6,9 +6,9 @@
 #      configs/synthetic_ablation/{before,shifted,crowdmask,uniform,after}.py and
 #      configs/peers/cid_tiny_synthetic.py (cached: a run is skipped when its epoch_4.pth
 #      exists; FORCE_TRAIN=1 retrains)
-#   3. `mim test` every run ('full'; the flip modes the run's recipe allows), then LOGO-CAP
-#      none / partial / full and CID on both splits -> markdown tables on stdout and in
-#      $WORK_DIR/tables.md
+#   3. `mim test` every run ('full', with the flip merge of its recipe; 'before' with both),
+#      then LOGO-CAP none / partial / full and CID on both splits -> markdown tables on stdout
+#      and in $WORK_DIR/tables.md
 # Runs take 7-25 min each on a 2-core CPU depending on the load (about 1.5-2 h in all).
 # RUNS="before shifted" limits the training runs; WORK_DIR, SYNTHETIC_ROOT, CROWDED_ROOT override.
 set -euo pipefail
@@ -75,24 +75,30 @@ evaluate() {
 echo "== 3. evaluation =="
 has() { case " $RUNS " in *" $1 "*) return 0 ;; esac; return 1; }
 ABL=()
-for run in before crowdmask uniform after; do
-  has $run || continue
-  for mode in reference aligned; do
-    evaluate "${run}_${mode}" "$run" val model.test_cfg.flip_mode=$mode
-    ABL+=("${run}_${mode}")
-  done
+# the ablation runs with the flip merge of their recipe ('before': both merges)
+for name in before_reference before_aligned shifted_reference crowdmask_reference \
+    uniform_reference after; do
+  run=${name%%_*}
+  has "$run" || continue
+  case "$name" in
+    *_*) evaluate "$name" "$run" val model.test_cfg.flip_mode=${name#*_} ;;
+    *) evaluate "$name" "$run" val ;;
+  esac
+  ABL+=("$name")
 done
-if has shifted; then
-  evaluate shifted_reference shifted val model.test_cfg.flip_mode=reference
-  ABL+=(shifted_reference)
-fi
+# peers: LOGO-CAP (PEER_LOGOCAP, default 'before': the MMPose augmentation and mask CID uses)
+# with the PEER_FLIP merge (default 'aligned': consistent with its exact flip targets)
 PEER=()
-LOGO=${PEER_LOGOCAP:-after}
+LOGO=${PEER_LOGOCAP:-before}
+PEER_FLIP=${PEER_FLIP:-aligned}
 for split in val crowded; do
   if has "$LOGO"; then
     for lv in none partial full; do
-      evaluate "${LOGO}_${split}_$lv" "$LOGO" $split model.test_cfg.adaptation=$lv
-      PEER+=("${LOGO}_${split}_$lv")
+      name="${LOGO}_${PEER_FLIP}_${split}_$lv"
+      [ "$split/$lv" = val/full ] && name="${LOGO}_${PEER_FLIP}"  # the ablation row
+      evaluate "$name" "$LOGO" $split model.test_cfg.flip_mode=$PEER_FLIP \
+          model.test_cfg.adaptation=$lv
+      PEER+=("$name")
     done
   fi
   if has cid; then

@@ -1,13 +1,20 @@
 # LOGO-CAP, HRNet-W32, COCO, input 512 (paper: COCO val AP 69.6, OCHuman test 38.1).
 # Recipe of the reference: Adam 1e-3, no weight decay, no warm-up, 140 epochs with
-# steps at 90 and 120, 12 images per GPU, flip test, CocoMetric(score_mode='keypoint').
+# steps at 90 and 120, flip test, CocoMetric(score_mode='keypoint').
+# Batch: 12 images per GPU (per process), so the total batch is 12 x the number of GPUs
+# (`--gpus 8`: 96, the reference's 8-GPU setting; `--gpus 4`: 48); the LR stays 1e-3 whatever
+# the total (the reference does not scale it; auto_scale_lr is off).
+# Validation: every epoch on COCO val2017, keeping the best checkpoint by coco/AP, as the
+# reference (about 5000 images per epoch; `--cfg-options train_cfg.val_interval=10` trades
+# that for 10x fewer validations).
+# Images are read in their stored pixel frame (EXIF orientation ignored), as the reference.
 _base_ = ['mmpose::_base_/default_runtime.py']
 
 custom_imports = dict(imports=['logocap_mm'], allow_failed_imports=False)
 default_scope = 'mmpose'
 
 # runtime
-train_cfg = dict(max_epochs=140, val_interval=10)
+train_cfg = dict(max_epochs=140, val_interval=1)
 optim_wrapper = dict(optimizer=dict(type='Adam', lr=1e-3, weight_decay=0.))
 param_scheduler = [
     dict(type='MultiStepLR', begin=0, end=140, milestones=[90, 120], gamma=0.1,
