@@ -10,7 +10,8 @@
 #      then LOGO-CAP none / partial / full and CID on both splits -> markdown tables on stdout
 #      and in $WORK_DIR/tables.md
 # Runs take 7-25 min each on a 2-core CPU depending on the load (about 1.5-2 h in all).
-# RUNS="before shifted" limits the training runs; WORK_DIR, SYNTHETIC_ROOT, CROWDED_ROOT override.
+# RUNS="before shifted" limits the training runs; WORK_DIR, SYNTHETIC_ROOT, CROWDED_ROOT override;
+# NO_UPPER=1 skips the KEM upper bound of the peer LOGO-CAP run on both splits.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
@@ -106,6 +107,22 @@ for split in val crowded; do
     PEER+=("cid_$split")
   fi
 done
+# where CID wins: the KEM upper bound says whether LOGO-CAP's gap is localisation (the right
+# points are inside the KEMs but not picked) or grouping / detection (they are not)
+if has "$LOGO" && [ -z "${NO_UPPER:-}" ]; then
+  for split in val crowded; do
+    out="$WORK_DIR/upper_$split"
+    [ -f "$out/kem_upper_bound.json" ] && continue
+    opts=(model.test_cfg.flip_mode=$PEER_FLIP)
+    if [ "$split" = crowded ]; then
+      opts+=(test_dataloader.dataset.data_root="$CROWDED_ROOT"
+             test_evaluator.ann_file="${CROWDED_ROOT}annotations/person_keypoints_val.json")
+    fi
+    "$PY" tools/analysis/kem_upper_bound.py "$(config_of "$LOGO")" "$WORK_DIR/$LOGO/epoch_4.pth" \
+        --out-dir "$out" --cfg-options "${opts[@]}" > "$WORK_DIR/upper_$split.log" 2>&1 \
+        || { tail -n 30 "$WORK_DIR/upper_$split.log" >&2; exit 1; }
+  done
+fi
 "$PY" - "$WORK_DIR" "${ABL[*]}" "${PEER[*]}" <<'EOF' | tee "$WORK_DIR/tables.md"
 import re, sys
 wd, abl, peer = sys.argv[1], sys.argv[2].split(), sys.argv[3].split()
@@ -121,4 +138,9 @@ for title, names in (('ablations (synthetic val, full)', abl), ('peers', peer)):
     if names:
         print(f'\n{title}\n\n| run | AP | AP .5 | AP .75 | AR |\n|---|---:|---:|---:|---:|')
         print('\n'.join(row(n) for n in names))
+import json, os
+for split in ('val', 'crowded'):
+    p = f'{wd}/upper_{split}/kem_upper_bound.json'
+    if os.path.exists(p):
+        print(f'\nKEM upper bound ({split}):', json.dumps(json.load(open(p)))[:600])
 EOF
