@@ -6,8 +6,9 @@ _base_ = ['./w32_coco.py']
 
 input_size = 256
 heatmap_size = 64
+# the reference's flip recipe, as ./w32_coco.py (shifted flip targets + flip_mode='reference')
 codec = dict(type='LogoCapCodec', input_size=(input_size, input_size),
-             heatmap_size=(heatmap_size, heatmap_size))
+             heatmap_size=(heatmap_size, heatmap_size), flip_target_shift=True)
 
 model = dict(
     backbone=dict(

@@ -11,10 +11,11 @@ _base_ = ['./w32_coco.py']
 input_size = 128
 heatmap_size = 32
 # Gaussians scaled to the 32x32 heatmap (the W32 recipe's sigma 2 / centre 4 are for 128x128):
-# keypoint sigma 1 F px, centre sigma 2 F px (people overlap), offsets on a 6x6 patch
+# keypoint sigma 1 F px, centre sigma 2 F px (people overlap), offsets on a 6x6 patch;
+# the reference's flip recipe of ./w32_coco.py (shifted flip targets + flip_mode='reference')
 codec = dict(type='LogoCapCodec', input_size=(input_size, input_size),
              heatmap_size=(heatmap_size, heatmap_size), sigma=1.0, center_sigma=2.0,
-             offset_radius=3)
+             offset_radius=3, flip_target_shift=True)
 
 model = dict(
     backbone=dict(

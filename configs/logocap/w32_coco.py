@@ -29,8 +29,13 @@ default_hooks = dict(checkpoint=dict(save_best='coco/AP', rule='greater'))
 input_size = 512
 heatmap_size = 128
 
+# Flip recipe of the reference: flipped samples' targets 1 - 1/stride F px left of the exact
+# position (flip_target_shift=True), so that a plain torch.flip of the flipped image's maps
+# lands on the unflipped ones; tested with that plain merge (flip_mode='reference'). The
+# alternative consistent pair is flip_target_shift=False with flip_mode='aligned'
+# (docs/SYNTHETIC.md measures both).
 codec = dict(type='LogoCapCodec', input_size=(input_size, input_size),
-             heatmap_size=(heatmap_size, heatmap_size))
+             heatmap_size=(heatmap_size, heatmap_size), flip_target_shift=True)
 
 metainfo_file = 'configs/_base_/datasets/coco.py'
 
