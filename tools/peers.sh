@@ -139,8 +139,11 @@ for title, names in (('ablations (synthetic val, full)', abl), ('peers', peer)):
         print(f'\n{title}\n\n| run | AP | AP .5 | AP .75 | AR |\n|---|---:|---:|---:|---:|')
         print('\n'.join(row(n) for n in names))
 import json, os
-for split in ('val', 'crowded'):
-    p = f'{wd}/upper_{split}/kem_upper_bound.json'
-    if os.path.exists(p):
-        print(f'\nKEM upper bound ({split}):', json.dumps(json.load(open(p)))[:600])
+ups = [(s, f'{wd}/upper_{s}/kem_upper_bound.json') for s in ('val', 'crowded')]
+ups = [(s, json.load(open(p))['ap']) for s, p in ups if os.path.exists(p)]
+if ups:
+    print('\nKEM upper bound of the peer LOGO-CAP run (AP)\n\n| split | none | upper | full |')
+    print('|---|---:|---:|---:|')
+    for s, ap in ups:
+        print(f"| {s} | {100 * ap['none']:.1f} | {100 * ap['upper']:.1f} | {100 * ap['full']:.1f} |")
 EOF
