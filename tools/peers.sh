@@ -87,11 +87,11 @@ for name in before_reference before_aligned shifted_reference crowdmask_referenc
   esac
   ABL+=("$name")
 done
-# peers: LOGO-CAP (PEER_LOGOCAP, default 'before': the MMPose augmentation and mask CID uses)
-# with the PEER_FLIP merge (default 'aligned': consistent with its exact flip targets)
+# peers: LOGO-CAP (PEER_LOGOCAP, default 'shifted': the shipped flip recipe, with MMPose's
+# augmentation and mask as CID) with the PEER_FLIP merge (default 'reference', its recipe's)
 PEER=()
-LOGO=${PEER_LOGOCAP:-before}
-PEER_FLIP=${PEER_FLIP:-aligned}
+LOGO=${PEER_LOGOCAP:-shifted}
+PEER_FLIP=${PEER_FLIP:-reference}
 for split in val crowded; do
   if has "$LOGO"; then
     for lv in none partial full; do
@@ -111,7 +111,7 @@ done
 # points are inside the KEMs but not picked) or grouping / detection (they are not)
 if has "$LOGO" && [ -z "${NO_UPPER:-}" ]; then
   for split in val crowded; do
-    out="$WORK_DIR/upper_$split"
+    out="$WORK_DIR/upper_${LOGO}_$split"
     [ -f "$out/kem_upper_bound.json" ] && continue
     opts=(model.test_cfg.flip_mode=$PEER_FLIP)
     if [ "$split" = crowded ]; then
@@ -119,13 +119,13 @@ if has "$LOGO" && [ -z "${NO_UPPER:-}" ]; then
              test_evaluator.ann_file="${CROWDED_ROOT}annotations/person_keypoints_val.json")
     fi
     "$PY" tools/analysis/kem_upper_bound.py "$(config_of "$LOGO")" "$WORK_DIR/$LOGO/epoch_4.pth" \
-        --out-dir "$out" --cfg-options "${opts[@]}" > "$WORK_DIR/upper_$split.log" 2>&1 \
-        || { tail -n 30 "$WORK_DIR/upper_$split.log" >&2; exit 1; }
+        --out-dir "$out" --cfg-options "${opts[@]}" > "$out.log" 2>&1 \
+        || { tail -n 30 "$out.log" >&2; exit 1; }
   done
 fi
-"$PY" - "$WORK_DIR" "${ABL[*]}" "${PEER[*]}" <<'EOF' | tee "$WORK_DIR/tables.md"
+"$PY" - "$WORK_DIR" "${ABL[*]}" "${PEER[*]}" "$LOGO" <<'EOF' | tee "$WORK_DIR/tables.md"
 import re, sys
-wd, abl, peer = sys.argv[1], sys.argv[2].split(), sys.argv[3].split()
+wd, abl, peer, logo = sys.argv[1], sys.argv[2].split(), sys.argv[3].split(), sys.argv[4]
 keys = ['coco/AP', 'coco/AP .5', 'coco/AP .75', 'coco/AR']
 def row(name):
     text = open(f'{wd}/eval/{name}.log').read()
@@ -139,7 +139,7 @@ for title, names in (('ablations (synthetic val, full)', abl), ('peers', peer)):
         print(f'\n{title}\n\n| run | AP | AP .5 | AP .75 | AR |\n|---|---:|---:|---:|---:|')
         print('\n'.join(row(n) for n in names))
 import json, os
-ups = [(s, f'{wd}/upper_{s}/kem_upper_bound.json') for s in ('val', 'crowded')]
+ups = [(s, f'{wd}/upper_{logo}_{s}/kem_upper_bound.json') for s in ('val', 'crowded')]
 ups = [(s, json.load(open(p))['ap']) for s, p in ups if os.path.exists(p)]
 if ups:
     print('\nKEM upper bound of the peer LOGO-CAP run (AP)\n\n| split | none | upper | full |')
