@@ -145,5 +145,6 @@ if ups:
     print('\nKEM upper bound of the peer LOGO-CAP run (AP)\n\n| split | none | upper | full |')
     print('|---|---:|---:|---:|')
     for s, ap in ups:
-        print(f"| {s} | {100 * ap['none']:.1f} | {100 * ap['upper']:.1f} | {100 * ap['full']:.1f} |")
+        vals = ' | '.join(f'{100 * ap[k]:.1f}' for k in ('none', 'upper', 'full'))
+        print(f'| {s} | {vals} |')
 EOF
