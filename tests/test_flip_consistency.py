@@ -68,11 +68,8 @@ def flip_test_misalignment(cfg_path):
     codec = KEYPOINT_CODECS.build(codec_cfg)
     head = _head(cfg, codec_cfg)
     K = cfg.model.head.num_keypoints
-    flip_indices = head.flip_indices if hasattr(head, 'flip_indices') else None
-    if flip_indices is None:
-        from mmpose.datasets.datasets.utils import parse_pose_metainfo
-        flip_indices = parse_pose_metainfo(dict(from_file=cfg.model.head.metainfo))[
-            'flip_indices']
+    from mmpose.datasets.datasets.utils import parse_pose_metainfo
+    flip_indices = parse_pose_metainfo(dict(from_file=cfg.model.head.metainfo))['flip_indices']
     rng = np.random.default_rng(0)
     kp = _person(codec, K, rng)
     vis = np.ones((1, K), np.float32)
