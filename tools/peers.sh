@@ -9,7 +9,7 @@
 #   3. `mim test` every run ('full', with the flip merge of its recipe; 'before' with both),
 #      then LOGO-CAP none / partial / full and CID on both splits -> markdown tables on stdout
 #      and in $WORK_DIR/tables.md
-# Runs take 7-25 min each on a 2-core CPU depending on the load (about 1.5-2 h in all).
+# Runs took 8-28 min each on a shared 2-core CPU (about 2-2.5 h in all with the evaluations).
 # RUNS="before shifted" limits the training runs; WORK_DIR, SYNTHETIC_ROOT, CROWDED_ROOT override;
 # NO_UPPER=1 skips the KEM upper bound of the peer LOGO-CAP run on both splits.
 set -euo pipefail
