@@ -1,7 +1,7 @@
 """Generate a synthetic multi-person keypoint dataset in COCO format (seeded, deterministic).
 
     python tools/make_synthetic.py --out-dir data/synthetic [--seed 0] [--num-train 2000]
-        [--num-val 200] [--force]
+        [--num-val 200] [--crowded] [--force]
 
 Writes, under ``--out-dir`` only::
 
@@ -20,6 +20,9 @@ poses, heights from ~0.3 to ~1 image height (mostly >= 0.5), and overlap each ot
 * segmentation: polygons of the *visible* part of the body mask, area = visible pixel count,
   bbox = extent of the visible mask;
 * crowd regions (iscrowd=1, uncompressed RLE, no keypoints) around clusters of tiny figures.
+
+``--crowded`` (e.g. ``--num-train 0 --num-val 200``) makes a crowded split instead: 3-6 people
+per image, 90% of them in one tight cluster, so most people overlap others (as in OCHuman).
 
 Same arguments -> identical JSON bytes and image bytes (every image has its own
 ``numpy.random.default_rng`` stream derived from ``--seed``; only numpy and cv2 are used).
@@ -245,9 +248,9 @@ def _bbox(mask):
             float(ys.max() - ys.min() + 1)]
 
 
-def make_image(rng, img_id, ann_start):
+def make_image(rng, img_id, ann_start, crowded=False):
     """One image and its annotations. Returns (image BGR uint8, image dict w/o file_name,
-    list of annotation dicts)."""
+    list of annotation dicts). ``crowded``: 3-6 people, 90% of them in one tight cluster."""
     w, h = IMAGE_SIZES[int(rng.integers(0, len(IMAGE_SIZES)))]
     img = background(rng, w, h)
     anns = []
@@ -266,13 +269,16 @@ def make_image(rng, img_id, ann_start):
                              area=float(crowd.sum()), bbox=_bbox(crowd),
                              keypoints=[0] * 51, num_keypoints=0))
     # people, drawn far to near (ordered by the ankle line: lower in the image is nearer)
-    n = int(rng.choice([1, 2, 3, 4], p=[0.25, 0.35, 0.25, 0.15]))
+    if crowded:
+        n, p_cluster, spread = int(rng.integers(3, 7)), 0.9, 0.08
+    else:
+        n, p_cluster, spread = int(rng.choice([1, 2, 3, 4], p=[0.25, 0.35, 0.25, 0.15])), 0.6, 0.15
     people = []
     cluster_x = rng.uniform(0.3, 0.7) * w
     for _ in range(n):
         ph = rng.uniform(0.5, 1.0) * h if rng.random() < 0.9 else rng.uniform(0.3, 0.5) * h
-        if rng.random() < 0.6:  # clustered: people overlap
-            rx = cluster_x + rng.normal(0, 0.15) * w
+        if rng.random() < p_cluster:  # clustered: people overlap
+            rx = cluster_x + rng.normal(0, spread) * w
         else:
             rx = rng.uniform(0.05, 0.95) * w
         ry = rng.uniform(0.45, 0.7) * ph + rng.uniform(-0.1, 0.55) * (h - ph) + 0.05 * h
@@ -319,15 +325,16 @@ def make_image(rng, img_id, ann_start):
     return img, dict(id=img_id, width=w, height=h), anns
 
 
-def make_split(out_dir, split, num, seed):
-    """Write ``num`` images of one split; returns the COCO dict."""
+def make_split(out_dir, split, num, seed, crowded=False):
+    """Write ``num`` images of one split; returns the COCO dict. A crowded split draws from
+    its own random streams (other images than the normal split of the same seed)."""
     os.makedirs(osp.join(out_dir, split), exist_ok=True)
     images, annotations = [], []
-    split_key = {'train': 1, 'val': 2}.get(split, 3)
+    split_key = {'train': 1, 'val': 2}.get(split, 3) + (10 if crowded else 0)
     for i in range(num):
         rng = np.random.default_rng([seed, split_key, i])
         img_id = i + 1
-        img, info, anns = make_image(rng, img_id, len(annotations) + 1)
+        img, info, anns = make_image(rng, img_id, len(annotations) + 1, crowded)
         name = f'{i:06d}.jpg'
         ok, buf = cv2.imencode('.jpg', img, [cv2.IMWRITE_JPEG_QUALITY, 92])
         if not ok:
@@ -351,6 +358,8 @@ def parse_args(argv=None):
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--num-train', type=int, default=2000)
     p.add_argument('--num-val', type=int, default=200)
+    p.add_argument('--crowded', action='store_true',
+                   help='crowded images: 3-6 people, most of them overlapping (as OCHuman)')
     p.add_argument('--force', action='store_true', help='regenerate even if cached')
     return p.parse_args(argv)
 
@@ -363,6 +372,8 @@ def main(argv=None):
                              f'got {getattr(args, name)}')
     meta = dict(seed=args.seed, num_train=args.num_train, num_val=args.num_val,
                 version=GENERATOR_VERSION)
+    if args.crowded:
+        meta['crowded'] = True
     stamp = osp.join(args.out_dir, 'meta.json')
     if not args.force and osp.exists(stamp):
         with open(stamp) as f:
@@ -371,7 +382,7 @@ def main(argv=None):
                 return 0
     os.makedirs(osp.join(args.out_dir, 'annotations'), exist_ok=True)
     for split, num in (('train', args.num_train), ('val', args.num_val)):
-        coco = make_split(args.out_dir, split, num, args.seed)
+        coco = make_split(args.out_dir, split, num, args.seed, args.crowded)
         path = osp.join(args.out_dir, 'annotations', f'person_keypoints_{split}.json')
         with open(path, 'w') as f:
             json.dump(coco, f, sort_keys=True, separators=(',', ':'))

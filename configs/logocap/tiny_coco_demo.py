@@ -6,8 +6,9 @@ _base_ = ['./w32_coco.py']
 
 input_size = 256
 heatmap_size = 64
+# the reference's flip recipe, as ./w32_coco.py (shifted flip targets + flip_mode='reference')
 codec = dict(type='LogoCapCodec', input_size=(input_size, input_size),
-             heatmap_size=(heatmap_size, heatmap_size))
+             heatmap_size=(heatmap_size, heatmap_size), flip_target_shift=True)
 
 model = dict(
     backbone=dict(
@@ -29,12 +30,16 @@ model = dict(
 data_root = 'tests/data/coco/'
 train_pipeline = [
     dict(type='LoadImage', color_type='color_ignore_orientation'),
-    dict(type='BottomupRandomAffine', input_size=(input_size, input_size),
-         shift_factor=0.2, scale_factor=(0.75, 1.5), rotate_factor=30,
-         scale_type='short'),
+    # the reference's draws: uniform scale 0.75-1.5 and rotation +-30 deg, an integer shift
+    # in +-0.2 x the crop side (MMPose's BottomupRandomAffine: truncated normal, shift tied
+    # to the image size)
+    dict(type='LogoCapRandomAffine', input_size=(input_size, input_size),
+         shift_factor=0.2, scale_factor=(0.75, 1.5), rotate_factor=30),
     dict(type='RandomFlip', direction='horizontal', prob=0.5),
     dict(type='GenerateTarget', encoder=codec),
-    dict(type='BottomupGetHeatmapMask'),
+    # masks crowd regions (RLE) and people without keypoints; MMPose's
+    # BottomupGetHeatmapMask skips RLE segmentations
+    dict(type='LogoCapGetHeatmapMask'),
     dict(type='PackPoseInputs'),
 ]
 val_pipeline = [

@@ -1,13 +1,20 @@
 # LOGO-CAP, HRNet-W32, COCO, input 512 (paper: COCO val AP 69.6, OCHuman test 38.1).
 # Recipe of the reference: Adam 1e-3, no weight decay, no warm-up, 140 epochs with
-# steps at 90 and 120, 12 images per GPU, flip test, CocoMetric(score_mode='keypoint').
+# steps at 90 and 120, flip test, CocoMetric(score_mode='keypoint').
+# Batch: 12 images per GPU (per process), so the total batch is 12 x the number of GPUs
+# (`--gpus 8`: 96, the reference's 8-GPU setting; `--gpus 4`: 48); the LR stays 1e-3 whatever
+# the total (the reference does not scale it; auto_scale_lr is off).
+# Validation: every epoch on COCO val2017, keeping the best checkpoint by coco/AP, as the
+# reference (about 5000 images per epoch; `--cfg-options train_cfg.val_interval=10` trades
+# that for 10x fewer validations).
+# Images are read in their stored pixel frame (EXIF orientation ignored), as the reference.
 _base_ = ['mmpose::_base_/default_runtime.py']
 
 custom_imports = dict(imports=['logocap_mm'], allow_failed_imports=False)
 default_scope = 'mmpose'
 
 # runtime
-train_cfg = dict(max_epochs=140, val_interval=10)
+train_cfg = dict(max_epochs=140, val_interval=1)
 optim_wrapper = dict(optimizer=dict(type='Adam', lr=1e-3, weight_decay=0.))
 param_scheduler = [
     dict(type='MultiStepLR', begin=0, end=140, milestones=[90, 120], gamma=0.1,
@@ -22,8 +29,13 @@ default_hooks = dict(checkpoint=dict(save_best='coco/AP', rule='greater'))
 input_size = 512
 heatmap_size = 128
 
+# Flip recipe of the reference: flipped samples' targets 1 - 1/stride F px left of the exact
+# position (flip_target_shift=True), so that a plain torch.flip of the flipped image's maps
+# lands on the unflipped ones; tested with that plain merge (flip_mode='reference'). The
+# alternative consistent pair is flip_target_shift=False with flip_mode='aligned'
+# (docs/SYNTHETIC.md measures both).
 codec = dict(type='LogoCapCodec', input_size=(input_size, input_size),
-             heatmap_size=(heatmap_size, heatmap_size))
+             heatmap_size=(heatmap_size, heatmap_size), flip_target_shift=True)
 
 metainfo_file = 'configs/_base_/datasets/coco.py'
 
@@ -91,12 +103,16 @@ data_root = 'data/coco/'
 
 train_pipeline = [
     dict(type='LoadImage', color_type='color_ignore_orientation'),
-    dict(type='BottomupRandomAffine', input_size=(input_size, input_size),
-         shift_factor=0.2, scale_factor=(0.75, 1.5), rotate_factor=30,
-         scale_type='short'),
+    # the reference's draws: uniform scale 0.75-1.5 and rotation +-30 deg, an integer shift
+    # in +-0.2 x the crop side (MMPose's BottomupRandomAffine: truncated normal, shift tied
+    # to the image size)
+    dict(type='LogoCapRandomAffine', input_size=(input_size, input_size),
+         shift_factor=0.2, scale_factor=(0.75, 1.5), rotate_factor=30),
     dict(type='RandomFlip', direction='horizontal', prob=0.5),
     dict(type='GenerateTarget', encoder=codec),
-    dict(type='BottomupGetHeatmapMask'),
+    # masks crowd regions (RLE) and people without keypoints; MMPose's
+    # BottomupGetHeatmapMask skips RLE segmentations
+    dict(type='LogoCapGetHeatmapMask'),
     dict(type='PackPoseInputs'),
 ]
 # the reference's test resize: short side -> input_size, long side to a multiple of 64

@@ -29,6 +29,11 @@ def make_override_config(ref_cfg: dict, base: Optional[str] = None,
     * the top-level ``codec`` and the train / val / test pipelines (``LogoCapResize`` at
       DATASET.INPUT_SIZE for testing; the training pipeline at the same size).
 
+    The reference trained its released weights with flipped targets 1 - 1/stride F px left
+    of the flipped image's keypoints; its plain-flip test merge ('reference') matches that.
+    The written config keeps both (codec ``flip_target_shift=True``, ``flip_mode='reference'``)
+    so that testing and fine-tuning the converted weights follow the reference's recipe.
+
     Every value taken from ``ref_cfg``, ``base`` or ``source`` is written as a Python literal
     (``repr`` of a validated int / finite float / bool / str), so no text of the yaml or of a
     file name can become code.
@@ -68,8 +73,10 @@ def make_override_config(ref_cfg: dict, base: Optional[str] = None,
         '',
         f'input_size = {s!r}',
         f'heatmap_size = {hs!r}',
+        '# the reference recipe: flipped targets shifted as the reference trained them,',
+        "# tested with the plain-flip merge (flip_mode='reference')",
         "codec = dict(type='LogoCapCodec', input_size=(input_size, input_size),",
-        '             heatmap_size=(heatmap_size, heatmap_size))',
+        '             heatmap_size=(heatmap_size, heatmap_size), flip_target_shift=True)',
         '',
         'model = dict(',
         '    backbone=dict(',
@@ -104,12 +111,11 @@ def make_override_config(ref_cfg: dict, base: Optional[str] = None,
         '',
         'train_pipeline = [',
         "    dict(type='LoadImage', color_type='color_ignore_orientation'),",
-        "    dict(type='BottomupRandomAffine', input_size=(input_size, input_size),",
-        "         shift_factor=0.2, scale_factor=(0.75, 1.5), rotate_factor=30,",
-        "         scale_type='short'),",
+        "    dict(type='LogoCapRandomAffine', input_size=(input_size, input_size),",
+        "         shift_factor=0.2, scale_factor=(0.75, 1.5), rotate_factor=30),",
         "    dict(type='RandomFlip', direction='horizontal', prob=0.5),",
         "    dict(type='GenerateTarget', encoder=codec),",
-        "    dict(type='BottomupGetHeatmapMask'),",
+        "    dict(type='LogoCapGetHeatmapMask'),",
         "    dict(type='PackPoseInputs'),",
         ']',
         'val_pipeline = [',

@@ -162,8 +162,9 @@ def test_w48_experiment_yaml_and_config_text(tmp_path):
     assert set(h.pose_decoder) <= dec_args
     assert h.pose_decoder.window_size == 97 and h.pose_decoder.kem_size == 11
     assert h.pose_decoder.kem_radius == 5.0 and h.pose_decoder.window_sigma == 16.0
+    # the released weights' flip recipe: shifted flip targets + the plain-flip merge
     assert h.decoder == dict(type='LogoCapCodec', input_size=(640, 640),
-                             heatmap_size=(160, 160))
+                             heatmap_size=(160, 160), flip_target_shift=True)
     assert c.codec == h.decoder
     assert dict(c.model.test_cfg) == dict(flip_test=True, flip_mode='reference',
                                           adaptation='full')
@@ -171,6 +172,14 @@ def test_w48_experiment_yaml_and_config_text(tmp_path):
         type='LogoCapResize', input_size=640, size_factor=64, round_mode='reference')
     assert c.train_dataloader.dataset.pipeline[3] == dict(type='GenerateTarget',
                                                           encoder=h.decoder)
+    pipe = c.train_dataloader.dataset.pipeline
+    assert pipe[1] == dict(type='LogoCapRandomAffine', input_size=(640, 640),
+                           shift_factor=0.2, scale_factor=(0.75, 1.5), rotate_factor=30)
+    assert pipe[4] == dict(type='LogoCapGetHeatmapMask')
+    # flip test consistent with the training targets (tests/test_models/test_heads/test_flip_consistency.py)
+    from test_flip_consistency import flip_test_misalignment
+    peak_err, off_err, mode = flip_test_misalignment(str(out))
+    assert mode == 'reference' and peak_err < 0.02 and off_err < 1e-4
     # untouched base entries survive the merge
     assert c.model.type == 'LogoCapPoseEstimator'
     assert c.val_dataloader.batch_size == 1 and c.test_evaluator.type == 'CocoMetric'

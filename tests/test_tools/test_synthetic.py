@@ -157,3 +157,50 @@ def test_demo_script_and_make_target():
         text = f.read()
     # creates / reuses the environment like the Makefile's stamp rule
     assert 'tools/install_env.sh' in text and '.logocap_env_$MMCV' in text
+
+
+def _overlap_neighbours(people, min_iou=0.1):
+    """Mean number of other people in the same image whose visible box overlaps a person's
+    box with IoU > ``min_iou``."""
+    by_img = {}
+    for a in people:
+        by_img.setdefault(a['image_id'], []).append(a['bbox'])
+    hit = total = 0
+    for boxes in by_img.values():
+        b = np.array(boxes)
+        x0, y0, x1, y1 = b[:, 0], b[:, 1], b[:, 0] + b[:, 2], b[:, 1] + b[:, 3]
+        iw = (np.minimum(x1[:, None], x1[None]) - np.maximum(x0[:, None], x0[None])).clip(0)
+        ih = (np.minimum(y1[:, None], y1[None]) - np.maximum(y0[:, None], y0[None])).clip(0)
+        inter = iw * ih
+        area = b[:, 2] * b[:, 3]
+        iou = inter / (area[:, None] + area[None] - inter)
+        np.fill_diagonal(iou, 0)
+        hit += int((iou > min_iou).sum())
+        total += len(boxes)
+    return hit / max(total, 1)
+
+
+def test_crowded_split(synth, tmp_path):
+    """--crowded: 3-6 drawn people per image (fully hidden ones get no annotation), most of
+    them overlapping; its own images (not the normal split's), deterministic, own cache stamp."""
+    out = str(tmp_path / 'crowded')
+    args = ['--out-dir', out, '--seed', '3', '--num-train', '0', '--num-val', '12', '--crowded']
+    assert ms.main(args) == 0
+    coco = _json(osp.join(out, 'annotations', 'person_keypoints_val.json'))
+    people = [a for a in coco['annotations'] if not a['iscrowd']]
+    per_img = np.bincount([a['image_id'] for a in people], minlength=13)[1:]
+    assert per_img.max() <= 6 and per_img.mean() >= 3.5, per_img
+    normal = _json(osp.join(synth, 'annotations', 'person_keypoints_train.json'))
+    n_normal = [a for a in normal['annotations'] if not a['iscrowd']]
+    assert len(people) / 12 > 1.5 * len(n_normal) / 12
+    crowded, normal_n = _overlap_neighbours(people), _overlap_neighbours(n_normal)
+    assert crowded > 1.5 * normal_n, (crowded, normal_n)
+    assert not filecmp.cmp(osp.join(out, 'val', '000000.jpg'),
+                           osp.join(synth, 'val', '000000.jpg'), shallow=False)
+    with open(osp.join(out, 'meta.json')) as f:
+        assert json.load(f)['crowded'] is True
+    out2 = str(tmp_path / 'crowded2')
+    ms.main(['--out-dir', out2] + args[2:])
+    assert filecmp.cmp(osp.join(out, 'annotations', 'person_keypoints_val.json'),
+                       osp.join(out2, 'annotations', 'person_keypoints_val.json'),
+                       shallow=False)
