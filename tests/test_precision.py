@@ -1,0 +1,285 @@
+"""``test_cfg.memory_format`` / ``test_cfg.precision`` and mixed-precision training numerics.
+
+* Layouts: channels_last and contiguous give the same poses (same count, keypoints within
+  1e-2 px, scores within 1e-4) on the parity fixture's model and images.
+* bf16 / fp16 inference: finite poses, network maps close to fp32 (tolerances below, from
+  the fixture model: random, calibrated weights whose heatmaps reach ~5).
+* Options: bad values and precisions a device cannot run are ``ValueError``\\ s.
+* Training under ``torch.autocast('cpu', torch.bfloat16)``: finite losses close to fp32,
+  finite gradients in every parameter that gets one in fp32.
+* The LOGO-CAP losses compute in fp32 from low-precision inputs: a case whose weighted
+  squared error fp16 flushes to zero keeps its value and, with a loss scale as
+  ``AmpOptimWrapper`` uses, its gradient.
+"""
+import copy
+import logging
+import os.path as osp
+
+import numpy as np
+import pytest
+import torch
+
+import logocap_mm  # noqa: F401
+from logocap_mm.models.precision import (FP32, NetworkPlan, current_plan, prepare_module,
+                                         resolve_plan, use_plan)
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+TINY = osp.join(ROOT, 'tests', 'configs', 'tiny_coco.py')
+DATA = osp.join(ROOT, 'tests', 'data', 'coco')
+IMAGES = ('000000196141.jpg', '000000197388.jpg')
+# bf16 keeps 8 significant bits: on the fixture model (heatmaps up to ~5) the flip-merged
+# heatmaps differ from fp32 by at most 0.44 (0.10 of the maximum) and 0.034 RMS over the 4
+# fixture images; fp16 (11 bits) by at most 0.046 (CPU, torch 2.14)
+MAP_TOL = dict(bf16=dict(max_rel=0.15, rms=0.06), fp16=dict(max_rel=0.02, rms=0.01))
+
+
+# ------------------------------------------------------------------------------ model
+@pytest.fixture(scope='module')
+def conv(fixture_file, tmp_path_factory):
+    """The parity fixture's model, converted by the converter (eval), and its pipeline."""
+    from logocap_mm.convert import convert_checkpoint
+    from mmengine.dataset import Compose
+    from mmpose.registry import MODELS
+    pth = fixture_file('ref_model.pth', 'precision')
+    yaml = fixture_file('ref_config_full.yaml', 'precision')
+    init_default_scope('mmpose')
+    tmp = tmp_path_factory.mktemp('precision')
+    convert_checkpoint(pth, str(tmp / 'ckpt.pth'), ref_config=yaml,
+                       out_config=str(tmp / 'cfg.py'))
+    cfg = Config.fromfile(str(tmp / 'cfg.py'))
+    model = MODELS.build(cfg.model)
+    ck = torch.load(str(tmp / 'ckpt.pth'), map_location='cpu', weights_only=True)
+    model.load_state_dict(ck['state_dict'], strict=True)
+    model.eval()
+    model.dataset_meta = ck['meta']['dataset_meta']
+    return dict(model=model, pipeline=Compose(cfg.test_dataloader.dataset.pipeline),
+                meta=ck['meta']['dataset_meta'])
+
+
+def _batch(conv, name):
+    meta = conv['meta']
+    data = conv['pipeline'](dict(img_path=osp.join(DATA, name), img_id=0, id=0,
+                                 flip_indices=meta['flip_indices'],
+                                 skeleton_links=meta.get('skeleton_links', [])))
+    return dict(inputs=[data['inputs']], data_samples=[data['data_samples']])
+
+
+def _predict(model, batch, **opts):
+    old = dict(model.test_cfg)
+    model.test_cfg = dict(old, output_heatmaps=True, **opts)
+    try:
+        with torch.no_grad():
+            return model.test_step(batch)[0]
+    finally:
+        model.test_cfg = old
+
+
+# ------------------------------------------------------------------------------ layouts
+@pytest.mark.parametrize('name', IMAGES)
+@pytest.mark.parametrize('level', ['full', 'none'])
+def test_layouts_give_the_same_poses(conv, name, level):
+    model = conv['model']
+    batch = _batch(conv, name)
+    ref = _predict(model, batch, memory_format='contiguous', adaptation=level)
+    assert not model.backbone.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+    p0 = ref.pred_instances
+    assert len(p0.keypoints) > 0
+    for fmt in ('channels_last', 'auto'):
+        out = _predict(model, batch, memory_format=fmt, adaptation=level)
+        # 'auto' is channels_last on CPU: the modules were converted (once) in place
+        assert model.backbone.__dict__['_logocap_channels_last'] is True
+        assert model.backbone.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+        p = out.pred_instances
+        assert len(p.keypoints) == len(p0.keypoints), f'{fmt}: number of poses'
+        np.testing.assert_allclose(p.keypoints, p0.keypoints, rtol=0, atol=1e-2)
+        np.testing.assert_allclose(p.keypoint_scores, p0.keypoint_scores, rtol=0, atol=1e-4)
+        np.testing.assert_allclose(p.bbox_scores, p0.bbox_scores, rtol=0, atol=1e-4)
+        hm = out.pred_fields.heatmaps
+        assert hm.dtype == torch.float32 and hm.is_contiguous()
+
+
+def test_auto_is_channels_last_on_cpu_and_contiguous_elsewhere():
+    assert resolve_plan({}, torch.device('cpu')) == NetworkPlan('cpu', None, True)
+    assert resolve_plan(dict(memory_format='contiguous'), 'cpu').channels_last is False
+    assert resolve_plan(dict(precision='bf16'), 'cpu').dtype is torch.bfloat16
+    assert resolve_plan({}, 'meta').channels_last is False  # no autocast there: fp32 is fine
+
+
+def test_predict_scopes_the_plan_and_module_conversion_is_lazy():
+    conv1 = torch.nn.Conv2d(3, 4, 3)
+    w = conv1.weight
+    prepare_module(conv1, True)
+    assert conv1.weight is w and w.is_contiguous(memory_format=torch.channels_last)
+    data = w.data.data_ptr()
+    prepare_module(conv1, True)  # already converted: nothing moves
+    assert conv1.weight.data.data_ptr() == data
+    prepare_module(conv1, None)  # None leaves it alone
+    assert w.is_contiguous(memory_format=torch.channels_last)
+    prepare_module(conv1, False)
+    assert w.is_contiguous() and not w.is_contiguous(memory_format=torch.channels_last)
+    plan = NetworkPlan('cpu', torch.bfloat16, True)
+    assert current_plan() is FP32
+    with use_plan(plan):
+        assert current_plan() == plan
+        y = plan.run(conv1, torch.randn(1, 3, 8, 8))
+    assert current_plan() is FP32
+    assert y.dtype == torch.float32 and y.is_contiguous()
+
+
+# ------------------------------------------------------------------------------ bf16/fp16
+@pytest.mark.parametrize('precision', ['bf16', 'fp16'])
+def test_low_precision_inference_is_finite_and_close(conv, precision):
+    model = conv['model']
+    batch = _batch(conv, IMAGES[0])
+    ref = _predict(model, batch)
+    out = _predict(model, batch, precision=precision)
+    h0, h = ref.pred_fields.heatmaps, out.pred_fields.heatmaps
+    assert h.dtype == torch.float32 and torch.isfinite(h).all()
+    tol = MAP_TOL[precision]
+    err = (h - h0).abs()
+    assert float(err.max()) <= tol['max_rel'] * float(h0.abs().max()), float(err.max())
+    assert float(err.pow(2).mean().sqrt()) <= tol['rms'], float(err.pow(2).mean().sqrt())
+    assert float(err.max()) > 0  # autocast did take effect
+    p, p0 = out.pred_instances, ref.pred_instances
+    assert len(p.keypoints) > 0
+    for key in ('keypoints', 'keypoint_scores', 'bbox_scores'):
+        a = np.asarray(p[key])
+        assert a.dtype == np.asarray(p0[key]).dtype and np.isfinite(a).all(), key
+
+
+# ------------------------------------------------------------------------------ options
+@pytest.mark.parametrize('key,value', [('memory_format', 'nhwc'), ('precision', 'half'),
+                                       ('precision', torch.float16)])
+def test_bad_option_values_raise_at_build_time(key, value):
+    from mmpose.registry import MODELS
+    init_default_scope('mmpose')
+    c = Config.fromfile(TINY)
+    c.model.backbone.pop('init_cfg', None)
+    c.model.test_cfg[key] = value
+    with pytest.raises(ValueError, match=rf'test_cfg.{key} must be one of'):
+        MODELS.build(c.model)
+
+
+def test_precision_the_device_cannot_run_raises(monkeypatch):
+    with pytest.raises(ValueError, match=r"precision='bf16'.*not available on device 'meta'"):
+        resolve_plan(dict(precision='bf16'), 'meta')
+    monkeypatch.setattr(torch.cuda, 'is_bf16_supported', lambda *a, **k: False)
+    monkeypatch.setattr(torch.cuda, 'get_device_name', lambda *a, **k: 'Old GPU')
+    monkeypatch.setattr(torch.amp, 'is_autocast_available', lambda kind: True)
+    with pytest.raises(ValueError, match=r"CUDA device 'Old GPU' does not support bfloat16"):
+        resolve_plan(dict(precision='bf16'), 'cuda')
+
+
+# ------------------------------------------------------------------------------ training
+def _losses_and_grads(model, data, dtype):
+    model.zero_grad()
+    proc = model.data_preprocessor(copy.deepcopy(data), True)
+    with torch.autocast('cpu', dtype=dtype or torch.float32, enabled=dtype is not None):
+        losses = model(**proc, mode='loss')
+        loss, _ = model.parse_losses(losses)
+    loss.backward()
+    grads = {n: p.grad.detach().clone() for n, p in model.named_parameters()
+             if p.grad is not None}
+    return {k: float(v.detach()) for k, v in losses.items()}, grads
+
+
+def test_training_step_under_bf16_autocast():
+    """The tiny model's losses (LOGO-CAP terms active: gate 0) and gradients under CPU bf16
+    autocast, as ``AmpOptimWrapper`` runs a training step, next to fp32."""
+    from mmengine.dataset import pseudo_collate
+    from mmengine.logging import MMLogger
+    from mmpose.registry import DATASETS, MODELS
+    init_default_scope('mmpose')
+    MMLogger.get_current_instance().setLevel(logging.WARNING)
+    c = Config.fromfile(TINY)
+    c.model.backbone.pop('init_cfg', None)
+    c.model.head.oks_gate = 0.0
+    c.train_dataloader.dataset.data_root = DATA + '/'
+    c.train_dataloader.dataset.pipeline = [
+        dict(type='LoadImage'),
+        dict(type='BottomupRandomAffine', input_size=(128, 128), shift_factor=0.,
+             scale_factor=(1., 1.), rotate_factor=0., scale_type='short'),
+        dict(type='GenerateTarget', encoder=c.codec),
+        dict(type='BottomupGetHeatmapMask'),
+        dict(type='PackPoseInputs'),
+    ]
+    ds = DATASETS.build(c.train_dataloader.dataset)
+    data = pseudo_collate([ds[i] for i in range(len(ds))])
+    torch.manual_seed(0)
+    model = MODELS.build(c.model).train()
+    state = copy.deepcopy(model.state_dict())
+    l32, g32 = _losses_and_grads(model, data, None)
+    model.load_state_dict(state)
+    l16, g16 = _losses_and_grads(model, data, torch.bfloat16)
+    assert set(l16) == set(l32) and l32['loss_oks'] > 0 and l32['loss_refine'] > 0
+    for k, v in l16.items():
+        assert np.isfinite(v), k
+        # maps: bf16 rounding only; LOGO-CAP terms also follow the top-k centres, which
+        # bf16 heatmaps may reorder (measured 0.1% / 3% / 0.3% for offset / L_K / L_H~)
+        rtol = 5e-3 if k in ('loss_heatmap', 'loss_offset') else 0.1
+        assert abs(v - l32[k]) <= rtol * abs(l32[k]), (k, v, l32[k])
+    assert set(g16) == set(g32)
+    for n, g in g16.items():
+        assert torch.isfinite(g).all(), n
+        if bool((g32[n] != 0).any()):
+            assert bool((g != 0).any()), f'{n}: gradient flushed to zero under bf16'
+
+
+# ------------------------------------------------------------------------------ losses
+def _losses():
+    from logocap_mm.models.losses.logocap_losses import (LogoCapOffsetLoss, LogoCapOKSLoss,
+                                                         LogoCapRefineLoss)
+    return LogoCapOffsetLoss(), LogoCapOKSLoss(), LogoCapRefineLoss()
+
+
+def test_losses_compute_in_fp32_from_low_precision_inputs():
+    off_l, oks_l, ref_l = _losses()
+    g = torch.Generator().manual_seed(0)
+    pred, tgt = torch.randn(2, 34, 8, 8, generator=g) * 20, torch.randn(2, 34, 8, 8,
+                                                                         generator=g) * 20
+    w = (torch.rand(2, 34, 8, 8, generator=g) > 0.5).float() * 0.01
+    kams, ktgt = torch.rand(5, 17, 11, 11, generator=g), torch.rand(5, 17, 11, 11, generator=g)
+    kw = torch.rand(5, 17, generator=g)
+    resp = torch.rand(5, 17, 33, 33, generator=g)
+    poses, gt = torch.rand(5, 17, 2, generator=g) * 500, torch.rand(5, 17, 2, generator=g) * 500
+    for dt in (torch.float16, torch.bfloat16):
+        cases = [(off_l, (pred, tgt, w)), (oks_l, (kams, ktgt, kw, 3)),
+                 (ref_l, (resp, poses, gt, kw))]
+        for loss, args in cases:
+            low = [a.to(dt) if isinstance(a, torch.Tensor) else a for a in args]
+            ref = loss(*[a.float() if isinstance(a, torch.Tensor) else a for a in low])
+            with torch.autocast('cpu', dtype=dt):
+                out = loss(*low)
+            assert out.dtype == torch.float32
+            torch.testing.assert_close(out, ref, rtol=1e-6, atol=0)
+
+
+def test_oks_loss_keeps_what_fp16_flushes_to_zero():
+    """A 1e-3 KAM error with a 1e-2 improvement weight: 1e-8 per element, below fp16's
+    smallest subnormal (6e-8). Computed in fp32 the loss keeps it, and the gradient of the
+    fp16 KAMs survives a 2**16 loss scale (``AmpOptimWrapper``'s initial scale). Targets and
+    weights are fp16 too, as the head's matching gives them under fp16 autocast."""
+    _, oks_l, ref_l = _losses()
+    tgt = torch.full((4, 17, 11, 11), 0.5).half()
+    kams = (tgt.float() + 1e-3).half().requires_grad_()
+    w = torch.full((4, 17), 1e-2).half()
+    naive = (w[..., None, None] * (kams.detach() - tgt) ** 2)
+    assert naive.dtype == torch.float16 and (naive == 0).all()  # fp16 cannot hold it
+    loss = oks_l(kams, tgt, w, 4)
+    d = float(kams.detach().float()[0, 0, 0, 0] - 0.5)
+    expect = float(w[0, 0]) * d * d * 0.01  # mean per instance, summed, / 4, * loss_weight
+    assert loss.dtype == torch.float32
+    assert abs(loss.item() - expect) <= 1e-6 * expect
+    (loss * 2.**16).backward()
+    assert kams.grad.dtype == torch.float16 and (kams.grad != 0).all()
+    # the refined-heatmap loss: the same in fp32 for fp16 and fp32 copies of its inputs
+    resp = torch.full((4, 17, 9, 9), 0.25).half().requires_grad_()
+    poses = torch.full((4, 17, 2), 300.)
+    out = ref_l(resp, poses.half(), poses.half() + 1, w.half())
+    ref = ref_l(resp.detach().float(), poses.half().float(), (poses.half() + 1).float(),
+                w.half().float())
+    torch.testing.assert_close(out, ref, rtol=1e-6, atol=0)
+    (out * 2.**16).backward()
+    assert torch.isfinite(resp.grad).all() and (resp.grad != 0).all()
