@@ -33,6 +33,9 @@ IMAGES = ('000000196141.jpg', '000000197388.jpg')
 # heatmaps differ from fp32 by at most 0.44 (0.10 of the maximum) and 0.034 RMS over the 4
 # fixture images; fp16 (11 bits) by at most 0.046 (CPU, torch 2.14)
 MAP_TOL = dict(bf16=dict(max_rel=0.15, rms=0.06), fp16=dict(max_rel=0.02, rms=0.01))
+# every device of this machine (CUDA where present: tools/device/run_checks.sh runs this file
+# there too)
+DEVICES = ['cpu'] + (['cuda'] if torch.cuda.is_available() else [])
 
 
 # ------------------------------------------------------------------------------ model
@@ -66,28 +69,33 @@ def _batch(conv, name):
     return dict(inputs=[data['inputs']], data_samples=[data['data_samples']])
 
 
-def _predict(model, batch, **opts):
+def _predict(model, batch, device='cpu', **opts):
     old = dict(model.test_cfg)
+    model.to(device)
     model.test_cfg = dict(old, output_heatmaps=True, **opts)
     try:
         with torch.no_grad():
-            return model.test_step(batch)[0]
+            out = model.test_step(batch)[0]
     finally:
         model.test_cfg = old
+        model.to('cpu')
+    out.pred_fields.heatmaps = out.pred_fields.heatmaps.cpu()
+    return out
 
 
 # ------------------------------------------------------------------------------ layouts
+@pytest.mark.parametrize('device', DEVICES)
 @pytest.mark.parametrize('name', IMAGES)
 @pytest.mark.parametrize('level', ['full', 'none'])
-def test_layouts_give_the_same_poses(conv, name, level):
+def test_layouts_give_the_same_poses(conv, name, level, device):
     model = conv['model']
     batch = _batch(conv, name)
-    ref = _predict(model, batch, memory_format='contiguous', adaptation=level)
+    ref = _predict(model, batch, device, memory_format='contiguous', adaptation=level)
     assert not model.backbone.conv1.weight.is_contiguous(memory_format=torch.channels_last)
     p0 = ref.pred_instances
     assert len(p0.keypoints) > 0
     for fmt in ('channels_last', 'auto'):
-        out = _predict(model, batch, memory_format=fmt, adaptation=level)
+        out = _predict(model, batch, device, memory_format=fmt, adaptation=level)
         # 'auto' is channels_last on CPU: the modules were converted (once) in place
         assert model.backbone.__dict__['_logocap_channels_last'] is True
         assert model.backbone.conv1.weight.is_contiguous(memory_format=torch.channels_last)
@@ -129,12 +137,21 @@ def test_predict_scopes_the_plan_and_module_conversion_is_lazy():
 
 
 # ------------------------------------------------------------------------------ bf16/fp16
-@pytest.mark.parametrize('precision', ['bf16', 'fp16'])
-def test_low_precision_inference_is_finite_and_close(conv, precision):
+def _low_precisions():
+    cases = [('cpu', 'bf16'), ('cpu', 'fp16')]
+    if torch.cuda.is_available():
+        cases.append(('cuda', 'fp16'))
+        if torch.cuda.is_bf16_supported():
+            cases.append(('cuda', 'bf16'))
+    return cases
+
+
+@pytest.mark.parametrize('device,precision', _low_precisions())
+def test_low_precision_inference_is_finite_and_close(conv, device, precision):
     model = conv['model']
     batch = _batch(conv, IMAGES[0])
-    ref = _predict(model, batch)
-    out = _predict(model, batch, precision=precision)
+    ref = _predict(model, batch, device)
+    out = _predict(model, batch, device, precision=precision)
     h0, h = ref.pred_fields.heatmaps, out.pred_fields.heatmaps
     assert h.dtype == torch.float32 and torch.isfinite(h).all()
     tol = MAP_TOL[precision]
@@ -147,6 +164,23 @@ def test_low_precision_inference_is_finite_and_close(conv, precision):
     for key in ('keypoints', 'keypoint_scores', 'bbox_scores'):
         a = np.asarray(p[key])
         assert a.dtype == np.asarray(p0[key]).dtype and np.isfinite(a).all(), key
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA device')
+@pytest.mark.parametrize('name', IMAGES)
+@pytest.mark.parametrize('level', ['full', 'partial', 'none'])
+def test_cuda_predicts_the_cpu_poses(conv, name, level):
+    """fp32 on CUDA (TF32 off) gives the CPU's poses, which the parity tests hold to the
+    reference: same count, keypoints within 1e-2 px, scores within 1e-4."""
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    model = conv['model']
+    batch = _batch(conv, name)
+    ref = _predict(model, batch, 'cpu', adaptation=level).pred_instances
+    out = _predict(model, batch, 'cuda', adaptation=level).pred_instances
+    assert len(out.keypoints) == len(ref.keypoints)
+    np.testing.assert_allclose(out.keypoints, ref.keypoints, rtol=0, atol=1e-2)
+    np.testing.assert_allclose(out.keypoint_scores, ref.keypoint_scores, rtol=0, atol=1e-4)
 
 
 # ------------------------------------------------------------------------------ options
