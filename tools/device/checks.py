@@ -26,6 +26,7 @@ import argparse
 import json
 import os
 import os.path as osp
+import signal
 import subprocess
 import sys
 import tempfile
@@ -43,18 +44,23 @@ def write_json(path, data):
     os.replace(tmp, path)
 
 
-def run_step(cmd, timeout, env=None):
+def run_step(cmd, timeout, env=None, find=()):
+    """Run ``cmd`` in its own process group (a timeout ends its children too); returns rc,
+    wall time, the output's tail and, for each string in ``find``, whether it was printed."""
     t = time.perf_counter()
+    p = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
-        p = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True,
-                           timeout=max(1, timeout))
-        rc, out = p.returncode, p.stdout + p.stderr
-    except subprocess.TimeoutExpired as e:
+        out, _ = p.communicate(timeout=max(1, timeout))
+        rc = p.returncode
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)
+        out, _ = p.communicate()
         rc = 'timeout'
-        out = (e.stdout or b'').decode(errors='replace') if isinstance(e.stdout, bytes) \
-            else (e.stdout or '')
-    return dict(cmd=' '.join(cmd), rc=rc, wall_s=round(time.perf_counter() - t, 1),
-                tail=out[-3000:])
+    r = dict(cmd=' '.join(cmd), rc=rc, wall_s=round(time.perf_counter() - t, 1),
+             tail=(out or '')[-3000:])
+    r.update({f'printed:{f}': f in (out or '') for f in find})
+    return r
 
 
 def env_info(device):
@@ -95,7 +101,7 @@ def mim_train(device, amp, timeout):
         cmd += ['--gpus', '0']
     if amp:
         cmd.append('--amp')
-    r = run_step(cmd, timeout)
+    r = run_step(cmd, timeout, find=('only available training on gpu',))
     losses = _finite_losses(work)
     import math
     r.update(amp=amp, n_loss_values=len(losses),
@@ -131,11 +137,11 @@ def main(argv=None):
                                        *tests], min(left() * 0.45, 240))
     save()
     if args.device == 'cpu':
-        refused = mim_train('cpu', True, min(left() * 0.2, 90))
+        refused = mim_train('cpu', True, min(left() * 0.2, 120))
         refused['expected'] = 'AmpOptimWrapper asserts an accelerator on CPU'
         res['steps']['mim_train_amp_cpu_refusal'] = refused
         save()
-        res['steps']['mim_train'] = mim_train('cpu', False, min(left() * 0.3, 150))
+        res['steps']['mim_train'] = mim_train('cpu', False, min(left() * 0.4, 240))
     else:
         res['steps']['mim_train_amp'] = mim_train(args.device, True, min(left() * 0.3, 120))
     save()
