@@ -10,6 +10,9 @@ Two ``model.test_cfg`` options select it:
   the network (backbone, neck, the head's branches and the CMP). The decoder geometry
   (upsampling, centre NMS, offsets to coordinates, global adaptation, scores, NMS) always
   runs in fp32 on contiguous tensors: :meth:`NetworkPlan.output` casts back.
+* ``compile``: ``False`` (default) or ``True``: the backbone and neck run through
+  ``torch.compile`` (inductor), compiled at the first ``predict`` and again for each new input
+  shape, layout or precision (minutes on a small CPU); opt-in.
 
 The estimator resolves one :class:`NetworkPlan` per ``predict`` call (from ``test_cfg`` and
 the input's device) and makes it current with :func:`use_plan`; the parts that run network
@@ -41,6 +44,9 @@ def check_network_options(test_cfg: dict) -> None:
     prec = test_cfg.get('precision', 'fp32')
     if prec not in PRECISIONS:
         raise ValueError(f'test_cfg.precision must be one of {PRECISIONS}, got {prec!r}')
+    if not isinstance(test_cfg.get('compile', False), bool):
+        raise ValueError(f"test_cfg.compile must be True or False, got "
+                         f"{test_cfg.get('compile')!r}")
 
 
 def _check_device_precision(device: torch.device, precision: str) -> None:
@@ -76,10 +82,12 @@ class NetworkPlan(NamedTuple):
         dtype (torch.dtype | None): autocast dtype; None runs as the caller does (fp32).
         channels_last (bool | None): modules and 4-D inputs in ``torch.channels_last``
             (True) or contiguous (False); None leaves both as they are.
+        compile (bool): run the backbone and neck through ``torch.compile``.
     """
     device_type: str = 'cpu'
     dtype: Optional[torch.dtype] = None
     channels_last: Optional[bool] = None
+    compile: bool = False
 
     def autocast(self):
         """``torch.autocast(device_type, dtype)``, or a no-op context for fp32."""
@@ -133,7 +141,8 @@ def resolve_plan(test_cfg: dict, device: torch.device) -> NetworkPlan:
         channels_last = device.type in AUTO_CHANNELS_LAST
     else:
         channels_last = fmt == 'channels_last'
-    return NetworkPlan(device.type, DTYPES[precision], channels_last)
+    return NetworkPlan(device.type, DTYPES[precision], channels_last,
+                       bool(test_cfg.get('compile', False)))
 
 
 def prepare_module(module: nn.Module, channels_last: Optional[bool]) -> nn.Module:

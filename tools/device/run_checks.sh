@@ -9,7 +9,7 @@
 #    seconds (default 420, under 8 minutes with the install) and writes one JSON to
 #    $OUT/device_checks.json (OUT: the device tool's output folder, else outputs/device).
 # Env: PYTHON (python3), EXTRA_PYTHONPATH (put before SITE; the dry run uses it to emulate
-# the device's numpy 2), BUDGET, QUICK.
+# the device's numpy 2), BUDGET, QUICK, SKIP (steps of checks.py not to run).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 DEVICE=${DEVICE:-cuda}
@@ -42,7 +42,8 @@ echo "[run_checks] installed $(ls "$WHEELS"/*.whl | wc -l) wheels in $(( $(date 
 print('[run_checks] numpy', numpy.__version__, 'torch', torch.__version__, 'mmpose', \
 mmpose.__version__, 'cuda', torch.cuda.is_available())" || exit 4
 timeout $(( BUDGET + 40 )) "$PY" tools/device/checks.py --device "$DEVICE" \
-    --out "$OUT_DIR/device_checks.json" --budget "$BUDGET" ${QUICK:+--quick}
+    --out "$OUT_DIR/device_checks.json" --budget "$BUDGET" ${QUICK:+--quick} \
+    ${SKIP:+--skip $SKIP}
 rc=$?
 echo "[run_checks] rc=$rc in $(( $(date +%s) - start ))s; $OUT_DIR/device_checks.json"
 exit $rc

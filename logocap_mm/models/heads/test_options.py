@@ -6,7 +6,7 @@ from .logocap_decoder import ADAPTATION_LEVELS
 
 # every test-time option lives in ``model.test_cfg`` (read by the estimator and the head)
 TEST_CFG_KEYS = ('flip_test', 'flip_mode', 'adaptation', 'output_heatmaps', 'image_chunk',
-                 'multiscale_test', 'memory_format', 'precision')
+                 'multiscale_test', 'memory_format', 'precision', 'compile')
 
 
 def resolve_adaptation(test_cfg: dict, decoder_level: str,

@@ -124,13 +124,19 @@ class LogoCapPoseEstimator(BottomupPoseEstimator):
         memory format and autocast precision (:mod:`logocap_mm.models.precision`), returned
         as fp32 contiguous maps. Outside ``predict`` (training, direct calls) as written."""
         plan = current_plan()
-        if plan.channels_last is None and plan.dtype is None:
+        if plan.channels_last is None and plan.dtype is None and not plan.compile:
             return super().extract_feat(inputs)
         prepare_module(self.backbone, plan.channels_last)
         if self.with_neck:
             prepare_module(self.neck, plan.channels_last)
+        run = super().extract_feat
+        if plan.compile:  # compiled once; torch.compile recompiles for new shapes/layouts
+            run = self.__dict__.get('_logocap_compiled_feat')
+            if run is None:
+                run = torch.compile(super().extract_feat)
+                self.__dict__['_logocap_compiled_feat'] = run
         with plan.autocast():
-            feats = super().extract_feat(plan.input(inputs))
+            feats = run(plan.input(inputs))
         return plan.output(feats)
 
     def predict(self, inputs: Union[Tensor, List[Tensor]],
