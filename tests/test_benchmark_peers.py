@@ -63,3 +63,18 @@ def test_cid_in_our_layout_and_precision(cid):
     assert 'forward_test' not in cid.head.iia_module.__dict__
     run_cid(cid, x, 1, repeats=1, warmup=0)  # back to the stock layout
     assert not cid.backbone.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_variants_are_the_plans_of_their_test_cfg():
+    from logocap_mm.benchmark.variants import VARIANTS, plan_for, variants_for
+    from logocap_mm.models.precision import current_plan, use_plan
+    assert variants_for('cpu') == ['fp32-contiguous', 'fp32-channels_last',
+                                   'bf16-channels_last']
+    p = plan_for('bf16-channels_last', 'cpu')
+    assert (p.dtype, p.channels_last) == (torch.bfloat16, True)
+    assert plan_for('fp32-contiguous', 'cpu').channels_last is False
+    assert set(VARIANTS) >= set(variants_for('cpu'))
+    with use_plan(p):
+        assert current_plan() is p
+    with pytest.raises(ValueError, match='unknown benchmark variant'):
+        plan_for('int8', 'cpu')
