@@ -8,6 +8,8 @@
 # 2. runs tools/device/checks.py (tests, mim train --amp, timings, benchmark) within BUDGET
 #    seconds (default 420, under 8 minutes with the install) and writes one JSON to
 #    $OUT/device_checks.json (OUT: the device tool's output folder, else outputs/device).
+# The parity fixture: LOGOCAP_FIXTURES, else .fixtures if present (copy ref_model.pth, the
+# two yaml files and the per-image .npz files there, ~45 MB, and carry it with .whl).
 # Env: PYTHON (python3), EXTRA_PYTHONPATH (put before SITE; the dry run uses it to emulate
 # the device's numpy 2), BUDGET, QUICK, SKIP (steps of checks.py not to run).
 set -uo pipefail
@@ -37,6 +39,8 @@ if _spec is not None and _spec.loader is not None:
 EOF
 export PYTHONPATH="$PWD${EXTRA_PYTHONPATH:+:$EXTRA_PYTHONPATH}:$SITE${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONUNBUFFERED=1
+# the parity fixture, carried as .fixtures (the folder beside the checkout does not travel)
+if [ -z "${LOGOCAP_FIXTURES:-}" ] && [ -d .fixtures ]; then export LOGOCAP_FIXTURES=$PWD/.fixtures; fi
 echo "[run_checks] installed $(ls "$WHEELS"/*.whl | wc -l) wheels in $(( $(date +%s) - start ))s"
 "$PY" -c "import numpy, torch, mmpose, mmcv, xtcocotools._mask, logocap_mm; \
 print('[run_checks] numpy', numpy.__version__, 'torch', torch.__version__, 'mmpose', \
