@@ -14,6 +14,7 @@ from logocap_mm.convert import (ConversionError, W32_EXTRA, arch_from_ref_config
                                 load_ref_config, make_override_config, map_reference_key,
                                 unwrap_state_dict)
 
+CMP = 'head.local_adaptation.cmp.layers.'  # converted CMP keys
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TOOL = osp.join(ROOT, 'tools', 'convert_official_ckpt.py')
 
@@ -40,11 +41,11 @@ def test_key_mapping_rule():
     assert map_reference_key('final_layer_reg.weight') == 'head.offset_final.weight'
     assert map_reference_key('transition_embedding.1.num_batches_tracked') == \
         'head.embedding_layers.1.num_batches_tracked'
-    assert map_reference_key('joints_mlp.4.weight_') == 'head.cmp.layers.4.weight'
-    assert map_reference_key('joints_mlp.4.bias_') == 'head.cmp.layers.4.bias'
+    assert map_reference_key('joints_mlp.4.weight_') == CMP + '4.weight'
+    assert map_reference_key('joints_mlp.4.bias_') == CMP + '4.bias'
     assert map_reference_key('joints_mlp.4.attn_weights.attention.0.weight') == \
-        'head.cmp.layers.4.attn_conv.weight'
-    assert map_reference_key('joints_mlp.9.bias') == 'head.cmp.layers.9.bias'
+        CMP + '4.attn_conv.weight'
+    assert map_reference_key('joints_mlp.9.bias') == CMP + '9.bias'
     assert map_reference_key('layer1.0.conv1.weight') is None
     assert map_reference_key('decoder.foo') is None
 
@@ -83,14 +84,14 @@ def test_fixture_head_names_and_shapes(ref):
     k = head_cfg['num_keypoints']
     assert head['head.heatmap_final.weight'] == (k + 1, head_cfg['heatmap_channels'], 1, 1)
     assert head['head.offset_final.weight'] == (2 * k, head_cfg['offset_channels'], 1, 1)
-    assert head['head.cmp.layers.0.weight'][1] == k * head_cfg['embed_dim']
+    assert head[CMP + '0.weight'][1] == k * head_cfg['embed_channels']
     # values travel unchanged under their new names
-    assert torch.equal(out['head.cmp.layers.4.weight'], sd['joints_mlp.4.weight_'])
-    assert torch.equal(out['head.cmp.layers.4.attn_conv.weight'],
+    assert torch.equal(out[CMP + '4.weight'], sd['joints_mlp.4.weight_'])
+    assert torch.equal(out[CMP + '4.attn_conv.weight'],
                        sd['joints_mlp.4.attn_weights.attention.0.weight'])
     assert torch.equal(out['head.heatmap_layers.1.running_mean'],
                        sd['transition_cls.1.running_mean'])
-    assert torch.equal(out['head.cmp.layers.9.bias'], sd['joints_mlp.9.bias'])
+    assert torch.equal(out[CMP + '9.bias'], sd['joints_mlp.9.bias'])
 
 
 def test_head_table_released_w32():
@@ -100,10 +101,10 @@ def test_head_table_released_w32():
     assert t['head.heatmap_final.weight'] == (18, 32, 1, 1)
     assert t['head.offset_final.weight'] == (34, 256, 1, 1)
     assert t['head.embedding_layers.0.weight'] == (64, 480, 1, 1)
-    assert t['head.cmp.layers.4.weight'] == (20, 256)
-    assert t['head.cmp.layers.4.attn_conv.weight'] == (20, 256, 1, 1)
-    assert 'head.cmp.layers.1.attn_conv.weight' not in t
-    sizes = [int(np.prod(t[f'head.cmp.layers.{i}.weight'])) for i in (0, 3, 6)]
+    assert t[CMP + '4.weight'] == (20, 256)
+    assert t[CMP + '4.attn_conv.weight'] == (20, 256, 1, 1)
+    assert CMP + '1.attn_conv.weight' not in t
+    sizes = [int(np.prod(t[f'{CMP}{i}.weight'])) for i in (0, 3, 6)]
     assert sizes == [5013504, 1179648, 294912]
     # MMPose HRNet-W32 backbone shapes of the released widths (32, 64, 128, 256)
     shapes = hrnet_param_shapes(W32_EXTRA)
@@ -279,7 +280,7 @@ def test_generated_config_builds_whole_model_strict(fixture_dir, tmp_path, ref):
     ck = load_checkpoint(model, str(dst), map_location='cpu', strict=True)
     assert ck['meta']['dataset_meta']['dataset_name'] == 'coco'
     sd = model.state_dict()
-    assert torch.equal(sd['head.cmp.layers.4.weight'], ref[0]['joints_mlp.4.weight_'])
+    assert torch.equal(sd[CMP + '4.weight'], ref[0]['joints_mlp.4.weight_'])
     assert model.head.pose_decoder.topk == 30 and model.head.pose_decoder.window_size == 97
 
 
@@ -303,7 +304,7 @@ def test_rejects_other_architecture(tmp_path):
     e = ei.value
     assert 'conv1.weight' in e.unexpected and len(e.unexpected) == len(rn)
     assert 'backbone.stage4.2.branches.3.3.conv2.weight' in e.missing
-    assert 'head.cmp.layers.4.attn_conv.weight' in e.missing
+    assert CMP + '4.attn_conv.weight' in e.missing
     assert 'missing keys' in str(e) and 'unexpected keys' in str(e)
     # through the tool: exit 1, keys on stderr, nothing written
     src = tmp_path / 'resnet.pth'
@@ -341,7 +342,7 @@ def test_missing_extra_and_mismatched_keys_are_listed(ref):
     with pytest.raises(ConversionError) as ei:
         convert_state_dict(bad, extra, head_cfg)
     e = ei.value
-    assert e.missing == ['head.cmp.layers.4.attn_conv.weight']
+    assert e.missing == [CMP + '4.attn_conv.weight']
     assert e.unexpected == ['decoder.buffer']
     assert len(e.mismatched) == 1 and e.mismatched[0].startswith('transition_reg.0.weight')
     # yaml that disagrees with the weights (widths): shape mismatches, not a partial load

@@ -157,13 +157,13 @@ def test_demo_rejects_checkpoint_with_missing_or_unexpected_keys(tmp_path):
 
     def edit(sd):
         sd['extra.weight'] = torch.zeros(1)
-        del sd['head.cmp.layers.9.bias']
+        del sd['head.local_adaptation.cmp.layers.9.bias']
     ckpt = _save_state(TINY_COCO, str(tmp_path / 'partial.pth'), edit)
     with pytest.raises(ValueError) as e:
         _demo().main([TINY_COCO, ckpt, COCO_IMG, '--out-dir', str(tmp_path / 'o')])
     msg = str(e.value)
     assert 'does not match the architecture' in msg
-    assert 'missing keys (1): head.cmp.layers.9.bias' in msg
+    assert 'missing keys (1): head.local_adaptation.cmp.layers.9.bias' in msg
     assert 'unexpected keys (1): extra.weight' in msg
     assert not osp.exists(tmp_path / 'o')
 

@@ -48,21 +48,21 @@ def test_match_known_answer():
     vis = torch.tensor([[[1., 1., 0.], [1., 1., 1.]]])
     S = kem_oks(kem, gt, vis, torch.tensor([[10., 10.]]), torch.full((K,), 0.5))
     out = match_kem_targets(S, vis)
-    assert out['assigned'].tolist() == [[0, 0]]
-    assert out['oks_joints'].shape == (1, 2, K, s, s)
-    assert out['oks_joints'][0, 0, 0, 1, 2] == 1 and out['oks_joints'][0, 0, 2].abs().max() == 0
+    assert out.assigned.tolist() == [[0, 0]]
+    assert out.oks_joints.shape == (1, 2, K, s, s)
+    assert out.oks_joints[0, 0, 0, 1, 2] == 1 and out.oks_joints[0, 0, 2].abs().max() == 0
     # Q at the shift (1, 2): 2 exact keypoints out of 2 visible
-    assert out['oks_person'][0, 0, 1, 2].item() == pytest.approx(1.0)
-    assert out['keep'].all()
-    w = out['weights'][0, 0]
-    c = out['oks_joints'][0, 0, :, 1, 1]
+    assert out.oks_person[0, 0, 1, 2].item() == pytest.approx(1.0)
+    assert out.keep.all()
+    w = out.weights[0, 0]
+    c = out.oks_joints[0, 0, :, 1, 1]
     assert w[:2].tolist() == pytest.approx((1 - c[:2]).tolist())
     assert w[2] == 0
     # nothing passes the gate -> instance 0 kept with zero weights
     S2 = kem_oks(kem, gt + 30, vis, torch.tensor([[10., 10.]]), torch.full((K,), 0.5))
     out2 = match_kem_targets(S2, vis)
-    assert out2['keep'].tolist() == [[True, False]]
-    assert (out2['weights'] == 0).all()
+    assert out2.keep.tolist() == [[True, False]]
+    assert (out2.weights == 0).all()
     with pytest.raises(ValueError, match='gt_vis'):
         match_kem_targets(S, vis[:, :1])
 
@@ -85,11 +85,11 @@ def test_training_parity(fixture_dir):
             S = kem_oks(kem[b:b + 1].double(), xy[None], vis[None], area_I[None], COCO_SIGMAS)
             out = match_kem_targets(S.float(), vis[None])
             parts = torch.from_numpy(z['oks_parts_%d' % b])           # (30, 11, 11, 17)
-            mine = out['oks_joints'][0].permute(0, 2, 3, 1)
+            mine = out.oks_joints[0].permute(0, 2, 3, 1)
             assert (mine - parts).abs().max().item() < 1e-4, (name, b)
             person = torch.from_numpy(z['oks_person_%d' % b])
-            assert (out['oks_person'][0] - person).abs().max().item() < 1e-4
-            assert torch.equal(out['keep'][0], torch.from_numpy(z['inst_keep_%d' % b]))
+            assert (out.oks_person[0] - person).abs().max().item() < 1e-4
+            assert torch.equal(out.keep[0], torch.from_numpy(z['inst_keep_%d' % b]))
     # the kept instances, in batch order, are the reference's KAM targets
     z = np.load(osp.join(fixture_dir, 'train_forward_injected.npz'))
     keep = np.concatenate([z['inst_keep_0'], z['inst_keep_1']])
@@ -113,10 +113,10 @@ def test_weights_reproduce_reference_oks_loss(fixture_dir):
         vis = (gt[..., 2] > 0).float()
         out = match_kem_targets(kem_oks(kem[b:b + 1].double(), xy[None], vis[None],
                                         area_I[None], COCO_SIGMAS).float(), vis[None])
-        keep = out['keep'][0]
-        w_all.append(out['weights'][0][keep])
-        t_all.append(out['oks_joints'][0][keep])
-        passed.append(out['oks_person'][0][keep].flatten(1).amax(1) >= 0.5)
+        keep = out.keep[0]
+        w_all.append(out.weights[0][keep])
+        t_all.append(out.oks_joints[0][keep])
+        passed.append(out.oks_person[0][keep].flatten(1).amax(1) >= 0.5)
     w, tgt, passed = torch.cat(w_all), torch.cat(t_all), torch.cat(passed)
     kam = torch.from_numpy(z['kam_raw'])
     per = (w[..., None, None] * (kam - tgt) ** 2).mean((1, 2, 3))

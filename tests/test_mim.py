@@ -89,7 +89,7 @@ def test_train_writes_checkpoint_loadable_weights_only(trained):
     assert {'meta', 'state_dict', 'message_hub', 'optimizer'} <= set(state)
     assert state['meta']['epoch'] == 1 and state['meta']['iter'] == 1
     assert state['meta']['dataset_meta']['num_keypoints'] == 17
-    assert any(k.startswith('head.cmp.layers.') for k in state['state_dict'])
+    assert any(k.startswith('head.local_adaptation.cmp.layers.') for k in state['state_dict'])
     assert any(k.startswith('backbone.stage4.') for k in state['state_dict'])
 
 

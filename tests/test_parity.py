@@ -128,70 +128,60 @@ def _pack(conv, npz, size):
 _CACHE = {}
 
 
-def _decode(head, canvas, hm=None, off=None, emb=None, poses=None, cs=None, kam_raw=None,
-            plain=True):
-    """Our decoder stages (LogoCapDecoder methods + models/utils), batch of one image.
-
-    Either from maps (``hm``, ``off``, ``emb``: (1, C, h, w)) or teacher-forced from the
-    reference's own stage inputs (``poses`` (1, N, K, 2) I, ``cs`` (1, N), ``kam_raw``
-    (1, N, K, s, s)); stages whose inputs are missing are skipped.
-    """
-    from logocap_mm.codecs.decode_utils import sample_heatmaps_at_poses
-    from logocap_mm.models.utils.global_adapt import (gaussian_window, kam_convolution,
-                                                      sample_windows)
-    from logocap_mm.models.utils.sampling import sample_kem_latents
-    dec, K = head.pose_decoder, head.num_keypoints
-    out, hr = {}, None
-    if hm is not None:
-        all30 = dec.initial_poses(hm, off, [canvas], thr=None)
-        out.update(centers30=all30['centers'][0], scores30=all30['center_scores'][0],
-                   P0_30=all30['poses'][0])
-        init = dec.initial_poses(hm, off, [canvas])
-        hr = init['heatmaps_up'][:, :K]
-        if poses is None:
-            n = int(init['valid'].sum())
-            poses, cs = init['poses'][:, :n], init['center_scores'][:, :n]
-            out.update(keep=init['valid'][0], centers=init['centers'][0, :n],
-                       center_scores=cs[0], P0=poses[0])
+def _levels(head, canvas, hr, poses, cs, loc, plain):
+    """Teacher-forced stages from the reference's own inputs: each adaptation level of the
+    pipeline's stage methods on P0 ``poses`` (1, N, K, 2) I, centre scores ``cs`` (1, N) and
+    the local stage ``loc`` (kem, kams); the plain LOGO-CA windows / response when asked."""
+    dec, glob = head.pose_decoder, head.global_adaptation
     n = poses.shape[1]
     valid = torch.ones(1, n, dtype=torch.bool)
-    kem = dec.kem(poses)
-    if kam_raw is None:
-        if emb is None:
-            return out
-        kam_raw = dec.local_kams(emb, poses, head.cmp, clamp=False)['kams']
-        out['local_latent0'] = sample_kem_latents(emb, kem[:, :1], dec.stride)[0, 0]
-    out['kam_raw'] = kam_raw[0]
-    kams = kam_raw.clamp(0, 1)
-    lv = {'partial': dec.partial_refine(kem, kams)}
+    out = {'partial': _finalize(dec, *dec.refine('partial', hr, poses, loc), cs)}
     if hr is not None and plain:
         # plain LOGO-CA (reference formulation) for every instance: windows, R, top-3 of R
-        win = sample_windows(hr, poses, dec.window_size) * gaussian_window(
-            dec.window_size, dec.window_sigma, dtype=hr.dtype)
-        R = kam_convolution(win, kams)                            # (1, N, K, S, S)
+        win = glob.windows(hr, poses)
+        R = glob.response(win, loc['kams'])                       # (1, N, K, S, S)
         t3 = R.flatten(-2).topk(min(3, R.shape[-1] ** 2), dim=-1)
         out.update(global_in=win[0], global_out=R[0], top3_val=t3.values[0],
                    top3_idx=t3.indices[0])
     if hr is not None:
-        lv['full'] = dec.global_refine(hr, poses, kams, valid)    # the decoder's (fast) path
-        lv['none'] = (poses, sample_heatmaps_at_poses(hr, poses))
-    for name, (kp, v) in lv.items():
-        out[name] = _finalize(dec, kp, v, cs)
+        for lv in ('full', 'none'):   # 'full': the pipeline's (fast) path
+            out[lv] = _finalize(dec, *dec.refine(lv, hr, poses, loc, valid), cs)
+    return out
+
+
+def _chain(head, canvas, hm, off, emb=None):
+    """The pipeline on maps (1, C, h, w): ``decode`` per level with its trace, and the
+    untrimmed top-k slots of ``padded``."""
+    dec, K = head.pose_decoder, head.num_keypoints
+    levels = LEVELS if emb is not None else ('none', )
+    t30 = {}
+    dec.padded(hm, off, emb, [canvas], adaptation='none', trim=False, trace=t30)
+    out = dict(centers30=t30['centers'][0], scores30=t30['center_scores'][0],
+               P0_30=t30['poses'][0])
+    for lv in levels:
+        res, tr = dec.decode(hm, off, emb, [canvas], adaptation=lv, trace=True)
+        n = int(tr['valid'].sum())
+        out.update(keep=tr['valid'][0], centers=tr['centers'][0, :n],
+                   center_scores=tr['center_scores'][0, :n], P0=tr['poses'][0, :n])
+        if lv != 'none':
+            out['kam_raw'] = tr['kams_raw'][0, :n]
+            out['local_latent0'] = head.local_adaptation.latents(
+                emb, tr['kem'][:, :1])[0, 0]
+        out[lv] = dict(kpts=tr['keypoints'][0, :n], vals=tr['values'][0, :n],
+                       valid=tr['ok'][0, :n], pose_scores=tr['scores'][0, :n],
+                       keep_slots=tr['order'][0], final=res[0])
     return out
 
 
 def _finalize(dec, kp, v, cs):
-    """Scores, validity, NMS keep order (slots) and the decoder's packed output."""
-    from logocap_mm.models.utils.pose_nms import pose_nms
+    """Scores, validity, NMS keep order (slots) and the packed output of the pipeline's
+    finalize stage, all slots valid."""
     n = kp.shape[1]
-    valid = torch.ones(1, n, dtype=torch.bool)
-    ps = (v * cs[..., None]).mean(-1)
-    ok = valid & (ps > 0)
-    rank = pose_nms(kp, ps, ok, dec.nms_dist_ratio, dec.nms_num_joints)[0]
-    order = torch.argsort(rank.masked_fill(rank < 0, n + 1))[:int((rank >= 0).sum())]
-    fin = dec.finalize(kp, v, cs, valid)[0]
-    return dict(kpts=kp[0], vals=v[0], valid=ok[0], pose_scores=ps[0], keep_slots=order,
-                final=fin)
+    padded = dec.scores(kp, v, cs, torch.ones(1, n, dtype=torch.bool))
+    tr = {}
+    fin = dec.finalize(padded, trace=tr)[0]
+    return dict(kpts=kp[0], vals=v[0], valid=padded['valid'][0],
+                pose_scores=padded['scores'][0], keep_slots=tr['order'][0], final=fin)
 
 
 def _t(a):
@@ -206,6 +196,7 @@ def _stages(conv, path, size):
         return _CACHE[path]
     z = dict(np.load(path))
     model, head = conv['model'], conv['model'].head
+    K = head.num_keypoints
     data = _pack(conv, z, size)
     out = dict(z=z, inputs_uint8=data['inputs'], data=data)
     with torch.no_grad():
@@ -221,22 +212,29 @@ def _stages(conv, path, size):
         hm, off, emb = head.flip_merge((hm2[:1], off2[:1], emb2[:1]), (hm2[1:], off2[1:]),
                                        conv['meta']['flip_indices'], 'reference')
         out.update(hm2=hm2, off2=off2, heatmaps=hm[0], offsets=off[0], embedding=emb[0])
-        out['chain'] = _decode(head, (H, W), hm, off, emb, plain=False)
+        out['chain'] = _chain(head, (H, W), hm, off, emb)
         # teacher forcing: each stage from the reference's own inputs of that stage (the
         # stages whose inputs the file lacks are absent; the tests skip them naming the keys)
         has = {k: all(n in z for n in v) for k, v in TF_KEYS.items()}
         P0 = _t(z['P0']) if 'P0' in z else None
         cs = _t(z['centers'][:, 2]) if 'centers' in z else None
+        local = head.local_adaptation
         tf = {}
         if has['init']:
-            tf['init'] = _decode(head, (H, W), _t(z['heatmaps']), _t(z['offsets']))
+            tf['init'] = _chain(head, (H, W), _t(z['heatmaps']), _t(z['offsets']))
         if has['maps']:
-            tf['maps'] = _decode(head, (H, W), _t(z['heatmaps']), _t(z['offsets']),
-                                 poses=P0, cs=cs, kam_raw=_t(z['kam_raw']))
+            hr = head.pose_decoder.initial_poses(_t(z['heatmaps']), _t(z['offsets']),
+                                                 [(H, W)])['heatmaps_up'][:, :K]
+            loc = local(None, P0, kams_raw=_t(z['kam_raw']))
+            tf['maps'] = _levels(head, (H, W), hr, P0, cs, loc, plain=True)
         if has['local']:
-            tf['local'] = _decode(head, (H, W), emb=_t(z['embedding']), poses=P0, cs=cs)
+            loc = local(_t(z['embedding']), P0)
+            tf['local'] = dict(kam_raw=loc['kams_raw'][0], local_latent0=local.latents(
+                _t(z['embedding']), loc['kem'][:, :1])[0, 0])
         if has['kam']:
-            tf['kam'] = _decode(head, (H, W), poses=P0, cs=cs, kam_raw=_t(z['kam_raw']))
+            loc = local(None, P0, kams_raw=_t(z['kam_raw']))
+            tf['kam'] = dict(kam_raw=loc['kams_raw'][0],
+                             **_levels(head, (H, W), None, P0, cs, loc, plain=False))
         tf['finalize'] = {
             lv: _finalize(head.pose_decoder, _t(z[f'refined_{lv}'][..., :2]),
                           _t(z[f'refined_{lv}'][..., 2]), cs)
@@ -613,7 +611,6 @@ def _train_samples(z, K):
 def _train_forward(conv, z, poses=None):
     """One training forward of a copy of the model (train-mode BN) through
     ``LogoCapPoseEstimator.loss``; observers record the intermediate tensors."""
-    import logocap_mm.models.heads.logocap_head as lh
     model = copy.deepcopy(conv['model']).train()
     head = model.head
     K = head.num_keypoints
@@ -632,26 +629,17 @@ def _train_forward(conv, z, poses=None):
           head.cmp.register_forward_hook(hook('cmp')),
           head.loss_oks.register_forward_hook(hook('loss_oks')),
           head.loss_refine.register_forward_hook(hook('loss_refine'))]
-    orig_match = lh.match_kem_targets
-
-    def match(*a, **k):
-        rec['match'] = orig_match(*a, **k)
-        return rec['match']
-
-    lh.match_kem_targets = match
+    matcher = head.local_adaptation.matcher
+    hs.append(matcher.register_forward_hook(hook('match')))
     if poses is not None:
-        orig_init = head.pose_decoder.initial_poses
-
-        def injected(hm, off, canvas_hw=None, thr='default', topk=None):
-            d = orig_init(hm, off, canvas_hw, thr=thr, topk=topk)
-            d['poses'] = poses.to(d['poses'])
-            return d
-        head.pose_decoder.initial_poses = injected
+        def inject(mod, args):   # the reference's P0 (and their KEMs) instead of ours
+            p = poses.to(args[0])
+            return (p, head.local_adaptation.kem(p)) + tuple(args[2:])
+        hs.append(matcher.register_forward_pre_hook(inject))
     try:
         with torch.no_grad():
             losses = model.loss(batch['inputs'], batch['data_samples'])
     finally:
-        lh.match_kem_targets = orig_match
         for h in hs:
             h.remove()
     return losses, rec, targets, batch
@@ -679,13 +667,13 @@ def _check_train_file(conv, z, injected):
     np.testing.assert_allclose(rec['off'][1].numpy(), z['pred_offsets'], atol=TOL['offsets'],
                                rtol=0)
     # matching: targets S*, Q, gate of the kept instances
-    m = rec['match']
-    keep = m['keep']
+    m = rec['match'][1].match
+    keep = m.keep
     ref_keep = np.stack([z[f'inst_keep_{b}'] for b in range(keep.shape[0])])
     np.testing.assert_array_equal(keep.numpy(), ref_keep)
-    np.testing.assert_allclose(m['oks_joints'][keep].numpy(), z['oks_joints_target'],
+    np.testing.assert_allclose(m.oks_joints[keep].numpy(), z['oks_joints_target'],
                                atol=1e-5, rtol=0)
-    np.testing.assert_allclose(m['oks_person'][keep].numpy(), z['oks_person_target'],
+    np.testing.assert_allclose(m.oks_person[keep].numpy(), z['oks_person_target'],
                                atol=1e-5, rtol=0)
     # CMP in train mode on the kept instances: latents and raw KAMs
     lat, kam = rec['cmp'][0][0], rec['cmp'][1]

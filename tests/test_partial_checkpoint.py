@@ -49,12 +49,13 @@ def _inputs(model):
 
 def test_missing_head_tensors_refused_at_inference(cfg, tmp_path):
     full = _build(cfg).state_dict()
-    partial = {k: v for k, v in full.items() if k != 'head.cmp.layers.9.bias'}
+    partial = {k: v for k, v in full.items() if k != 'head.local_adaptation.cmp.layers.9.bias'}
     model = _build(cfg)
     load_checkpoint(model, _save(tmp_path, partial, 'no_bias.pth'), map_location='cpu',
                     strict=False)
     model.eval()
-    with pytest.raises(ValueError, match=r'lacks 1 tensors.*head\.cmp\.layers\.9\.bias'):
+    with pytest.raises(ValueError,
+                       match=r'lacks 1 tensors.*head\.local_adaptation\.cmp\.layers\.9\.bias'):
         model.predict(*_inputs(model))
     # a complete checkpoint afterwards: inference runs
     load_checkpoint(model, _save(tmp_path, full, 'full.pth'), map_location='cpu')
@@ -72,7 +73,8 @@ def test_backbone_only_checkpoint_for_fine_tuning(cfg, tmp_path):
     model = _build(cfg)
     load_checkpoint(model, _save(tmp_path, bb, 'bb.pth'), map_location='cpu', strict=False)
     model.eval()
-    with pytest.raises(ValueError, match=rf'lacks {n_head} tensors .*\(head\.cmp\.layers\.0\.'):
+    with pytest.raises(ValueError, match=rf'lacks {n_head} tensors '
+                       r'.*\(head\.embedding_layers\.0\.'):
         model.predict(*_inputs(model))
     model.train()  # what mmengine's training loops call before the first iteration
     model.eval()
@@ -94,3 +96,26 @@ def test_init_model_and_inferencer_refuse_missing_backbone(cfg, tmp_path):
                            show_progress=False)
     with pytest.raises(ValueError, match=r'backbone\.stage4\.0\.'):
         next(inf(img))
+
+
+def test_checkpoint_with_the_older_cmp_keys_loads_completely(cfg, tmp_path):
+    """Checkpoints saved before the CMP moved into the local adaptation ('head.cmp.*') load
+    through load_checkpoint with nothing missing, and predict as the same weights do."""
+    src = _build(cfg)
+    with torch.no_grad():
+        for p in src.head.local_adaptation.cmp.parameters():
+            p.add_(0.01 * torch.randn_like(p))
+    old = {k.replace('head.local_adaptation.cmp.', 'head.cmp.'): v
+           for k, v in src.state_dict().items()}
+    assert any(k.startswith('head.cmp.layers.') for k in old)
+    model = _build(cfg)
+    load_checkpoint(model, _save(tmp_path, old, 'old_layout.pth'), map_location='cpu')
+    assert model._ckpt_missing == []
+    for k, v in src.state_dict().items():
+        assert torch.equal(model.state_dict()[k], v), k
+    model.eval()
+    src.eval()
+    with torch.no_grad():
+        a = model.predict(*_inputs(model))[0].pred_instances
+        b = src.predict(*_inputs(src))[0].pred_instances
+    np.testing.assert_array_equal(a.keypoints, b.keypoints)

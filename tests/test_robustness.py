@@ -236,10 +236,11 @@ class _FlatCMP(torch.nn.Module):
 @pytest.mark.parametrize('adaptation', ['full', 'partial', 'none'])
 def test_decoder_with_120_people_caps_at_topk(model, adaptation):
     """120 centre peaks: exactly 30 people, the 30 strongest, finite, positive scores."""
-    head = model.head
+    head = copy.deepcopy(model.head)
+    head.local_adaptation.cmp = _FlatCMP()
     hm, off, emb, centres, heights = _synthetic_maps(120)
     with torch.no_grad():
-        dets = head.pose_decoder(hm, off, emb, _FlatCMP(), adaptation=adaptation)
+        dets, _ = head.pose_decoder.decode(hm, off, emb, adaptation=adaptation)
     assert len(dets) == 1
     d = dets[0]
     assert d['keypoints'].shape == (30, K, 2)
@@ -293,7 +294,7 @@ def test_decoder_border_centres_finite(model):
     emb = torch.randn(1, 64, h, w)
     for level in ('full', 'partial', 'none'):
         with torch.no_grad():
-            d = head.pose_decoder(hm, off, emb, head.cmp, adaptation=level)[0]
+            d = head.pose_decoder.decode(hm, off, emb, adaptation=level)[0][0]
         for v in d.values():
             assert torch.isfinite(v).all(), level
         assert d['keypoints'].shape[1:] == (K, 2)
@@ -678,9 +679,9 @@ def test_degenerate_heatmaps_give_no_nan(model, fill, adaptation):
     off = torch.randn(2, 2 * K, h, w, generator=g)
     emb = torch.randn(2, 64, h, w, generator=g)
     with torch.no_grad():
-        dets = head.pose_decoder(hm, off, emb, head.cmp, adaptation=adaptation)
-        dets_bf = head.pose_decoder(hm.bfloat16(), off.bfloat16(), emb, head.cmp,
-                                    adaptation='none')
+        dets, _ = head.pose_decoder.decode(hm, off, emb, adaptation=adaptation)
+        dets_bf, _ = head.pose_decoder.decode(hm.bfloat16(), off.bfloat16(), emb,
+                                              adaptation='none')
     for d in dets + dets_bf:
         for v in d.values():
             assert not torch.isnan(v).any() and torch.isfinite(v).all()

@@ -28,69 +28,11 @@ from mmpose.registry import KEYPOINT_CODECS
 
 from .decode_utils import (centre_offset_poses, find_centers, sample_heatmaps_at_poses,
                            upsample_heatmaps)
+from .targets import check_positive, check_size, render_gaussians
 
 __all__ = ['LogoCapCodec']
 
 ArrayLike = Union[np.ndarray, Tensor]
-
-
-def _check_size(name: str, value) -> Tuple[int, int]:
-    try:
-        w, h = value
-        w_i, h_i = int(w), int(h)
-    except (TypeError, ValueError):
-        raise ValueError(f'{name} must be a (w, h) pair of positive ints, got {value!r}')
-    if w_i != w or h_i != h or w_i <= 0 or h_i <= 0:
-        raise ValueError(f'{name} must be a (w, h) pair of positive ints, got {value!r}')
-    return w_i, h_i
-
-
-def _check_positive(name: str, value, allow_zero: bool = False) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f'{name} must be a number, got {value!r}')
-    if not np.isfinite(v) or v < 0 or (v == 0 and not allow_zero):
-        bound = '>= 0' if allow_zero else '> 0'
-        raise ValueError(f'{name} must be a finite number {bound}, got {value!r}')
-    return v
-
-
-def _render_gaussians(heatmaps: np.ndarray, foreground: np.ndarray, pts: np.ndarray,
-                      chans: np.ndarray, sigmas: np.ndarray) -> None:
-    """Max-merge unnormalised Gaussians into ``heatmaps`` (in place, no loop over points).
-
-    Args:
-        heatmaps: ``(C, H, W)`` float32 target, updated by element-wise max.
-        foreground: ``(H, W)`` bool, set True inside every support square.
-        pts: ``(P, 2)`` float64 ``(x, y)`` in F, all inside ``[0, W) x [0, H)``.
-        chans: ``(P,)`` channel of each point.
-        sigmas: ``(P,)`` Gaussian sigma of each point (F px).
-
-    Each Gaussian is evaluated at integer pixels of the square
-    ``[floor(x - 3s - 1), ceil(x + 3s + 2))`` (clipped to the map).
-    """
-    if len(pts) == 0:
-        return
-    _, H, W = heatmaps.shape
-    lo = np.floor(pts - 3 * sigmas[:, None] - 1).astype(np.int64)  # (P, 2)
-    hi = np.ceil(pts + 3 * sigmas[:, None] + 2).astype(np.int64)  # (P, 2) exclusive
-    span = int((hi - lo).max())
-    d = np.arange(span)
-    xs = lo[:, 0, None] + d  # (P, S)
-    ys = lo[:, 1, None] + d
-    okx = (xs < hi[:, 0, None]) & (xs >= 0) & (xs < W)
-    oky = (ys < hi[:, 1, None]) & (ys >= 0) & (ys < H)
-    dx2 = (xs - pts[:, 0, None]) ** 2  # (P, S)
-    dy2 = (ys - pts[:, 1, None]) ** 2
-    # One exp of the summed squared distance, as the reference evaluates it (float64).
-    g = np.exp(-(dy2[:, :, None] + dx2[:, None, :]) / (2 * sigmas[:, None, None] ** 2))
-    ok = oky[:, :, None] & okx[:, None, :]  # (P, S, S)
-    p_idx, iy, ix = np.nonzero(ok)
-    yy = ys[p_idx, iy]
-    xx = xs[p_idx, ix]
-    np.maximum.at(heatmaps, (chans[p_idx], yy, xx), g[p_idx, iy, ix].astype(np.float32))
-    foreground[yy, xx] = True
 
 
 @KEYPOINT_CODECS.register_module()
@@ -177,24 +119,24 @@ class LogoCapCodec(BaseKeypointCodec):
                  bbox_center_fallback: bool = True,
                  flip_target_shift: bool = False) -> None:
         super().__init__()
-        self.input_size = _check_size('input_size', input_size)
-        self.heatmap_size = _check_size('heatmap_size', heatmap_size)
+        self.input_size = check_size('input_size', input_size)
+        self.heatmap_size = check_size('heatmap_size', heatmap_size)
         self.scale_factor = (np.array(self.input_size, dtype=np.float64) /
                              np.array(self.heatmap_size, dtype=np.float64))
         if np.ndim(sigma) == 0:
-            self.sigma = _check_positive('sigma', sigma)
+            self.sigma = check_positive('sigma', sigma)
         else:
-            sig = [_check_positive('sigma', s) for s in sigma]
+            sig = [check_positive('sigma', s) for s in sigma]
             if not sig:
                 raise ValueError('sigma must be a positive float or a non-empty sequence of '
                                  'positive floats (one per keypoint), got []')
             self.sigma = np.asarray(sig, dtype=np.float64)
-        self.center_sigma = _check_positive('center_sigma', center_sigma)
-        self.bg_weight = _check_positive('bg_weight', bg_weight, allow_zero=True)
+        self.center_sigma = check_positive('center_sigma', center_sigma)
+        self.bg_weight = check_positive('bg_weight', bg_weight, allow_zero=True)
         if int(offset_radius) != offset_radius or offset_radius < 1:
             raise ValueError(f'offset_radius must be a positive int, got {offset_radius!r}')
         self.offset_radius = int(offset_radius)
-        self.min_center_area = _check_positive('min_center_area', min_center_area,
+        self.min_center_area = check_positive('min_center_area', min_center_area,
                                                allow_zero=True)
         if int(topk) != topk or topk < 1:
             raise ValueError(f'topk must be a positive int, got {topk!r}')
@@ -342,7 +284,7 @@ class LogoCapCodec(BaseKeypointCodec):
             pts = np.concatenate([kf[n_idx, k_idx], cf[c_idx]], 0)
             chans = np.concatenate([k_idx, np.full(len(c_idx), K, np.int64)])
             sigmas = np.concatenate([sig_k[k_idx], np.full(len(c_idx), self.center_sigma)])
-            _render_gaussians(heatmaps, foreground, pts, chans, sigmas)
+            render_gaussians(heatmaps, foreground, pts, chans, sigmas)
 
             # displacements
             self._offsets(displacements, disp_weights, kf, kin, cf, cvalid, area_i)

@@ -9,7 +9,9 @@ Key mapping (reference ``Model`` -> MMPose ``BottomupPoseEstimator`` with ``HRNe
   against an ``HRNet`` built from the same ``extra``).
 * ``transition_cls`` -> ``head.heatmap_layers``, ``final_layer_cls`` -> ``head.heatmap_final``,
   ``transition_reg`` -> ``head.offset_layers``, ``final_layer_reg`` -> ``head.offset_final``,
-  ``transition_embedding`` -> ``head.embedding_layers``, ``joints_mlp.N`` -> ``head.cmp.layers.N``;
+  ``transition_embedding`` -> ``head.embedding_layers``, ``joints_mlp.N`` ->
+  ``head.local_adaptation.cmp.layers.N`` (checkpoints with the older ``head.cmp.layers.N``
+  keys still load);
   inside attentive-norm layers ``weight_`` -> ``weight``, ``bias_`` -> ``bias``,
   ``attn_weights.attention.0.weight`` -> ``attn_conv.weight``.
 
@@ -19,7 +21,8 @@ Modules: :mod:`.keys` (key mapping, architecture from the keys, expected shapes)
 :mod:`.refcfg` (reference yaml), :mod:`.config_text` (generated config), :mod:`.io`
 (reading the source, checked paths, atomic writes, :func:`convert_checkpoint`).
 The expected backbone keys come from MMPose's ``HRNet`` (built on the ``meta`` device, so no
-memory is allocated); the expected head keys from :func:`head_param_shapes` (docs/CONTRACTS.md).
+memory is allocated); the expected head keys from ``LogoCapHead`` built the same way
+(:func:`head_param_shapes`).
 """
 from .config_text import default_base_config, make_override_config
 from .io import (check_paths, coco_dataset_meta, convert_checkpoint, load_reference_state_dict,

@@ -12,7 +12,7 @@ HEAD_PREFIX_MAP = (
     ('transition_reg.', 'head.offset_layers.'),
     ('final_layer_reg.', 'head.offset_final.'),
     ('transition_embedding.', 'head.embedding_layers.'),
-    ('joints_mlp.', 'head.cmp.layers.'),
+    ('joints_mlp.', 'head.local_adaptation.cmp.layers.'),
 )
 #: parameter renames inside the reference's AttnBatchNorm2d -> LogoCapAttnBatchNorm2d
 AN_RENAMES = {
@@ -33,11 +33,11 @@ W32_EXTRA = dict(
                 num_channels=(32, 64, 128, 256), multiscale_output=True))
 
 #: released head settings (W32); W48 differs only in heatmap_channels=48
+#: (``LogoCapHead`` argument names; ``cmp_kernel`` is the reference's CMP kernel size, which
+#: LogoCapCMP fixes to 3)
 DEFAULT_HEAD_CFG = dict(num_keypoints=17, heatmap_channels=32, offset_channels=256,
-                        embed_dim=64, cmp_channels=(512, 256, 128),
-                        use_attn_norm=(False, True, False), num_affine=20, cmp_kernel=3)
-
-_BN_SUFFIXES = ('weight', 'bias', 'running_mean', 'running_var', 'num_batches_tracked')
+                        embed_channels=64, cmp_channels=(512, 256, 128),
+                        cmp_attn_norm=(False, True, False), num_affine=20, cmp_kernel=3)
 
 
 class ConversionError(ValueError):
@@ -180,8 +180,8 @@ def infer_head_cfg(sd: Dict[str, torch.Tensor]) -> dict:
     return dict(num_keypoints=int(need('final_layer_cls.weight').shape[0]) - 1,
                 heatmap_channels=int(need('transition_cls.0.weight').shape[0]),
                 offset_channels=int(need('transition_reg.0.weight').shape[0]),
-                embed_dim=int(need('transition_embedding.0.weight').shape[0]),
-                cmp_channels=tuple(chans), use_attn_norm=tuple(use_an),
+                embed_channels=int(need('transition_embedding.0.weight').shape[0]),
+                cmp_channels=tuple(chans), cmp_attn_norm=tuple(use_an),
                 num_affine=num_affine, cmp_kernel=kernel)
 
 
@@ -206,51 +206,25 @@ def _as_mmpose_extra(extra: dict) -> dict:
     return out
 
 
-def _bn(name: str, c: int) -> List[Tuple[str, tuple]]:
-    return [(f'{name}.{s}', () if s == 'num_batches_tracked' else (c, )) for s in _BN_SUFFIXES]
-
-
-def head_param_shapes(in_channels: int, num_keypoints: int = 17, heatmap_channels: int = 32,
-                      offset_channels: int = 256, embed_dim: int = 64,
-                      cmp_channels: Sequence[int] = (512, 256, 128),
-                      use_attn_norm: Sequence[bool] = (False, True, False),
-                      num_affine: int = 20, cmp_kernel: int = 3,
-                      prefix: str = 'head.') -> 'OrderedDict[str, tuple]':
-    """Names and shapes of ``LogoCapHead``'s state dict (docs/CONTRACTS.md).
+def head_param_shapes(in_channels: int, cmp_kernel: int = 3, prefix: str = 'head.',
+                      **head_args) -> 'OrderedDict[str, tuple]':
+    """Names and shapes of ``LogoCapHead(in_channels, **head_args)``'s state dict (built on
+    the meta device, so no memory is allocated).
 
     ``in_channels`` = C of the concatenated backbone map (sum of the stage-4 widths);
-    K = ``num_keypoints`` (heatmaps have K+1 channels, the last is the centre).
+    ``head_args``: ``LogoCapHead`` arguments (keys of :data:`DEFAULT_HEAD_CFG`).
     """
-    if len(cmp_channels) != len(use_attn_norm):
-        raise ValueError(f'cmp_channels {tuple(cmp_channels)} and use_attn_norm '
-                         f'{tuple(use_attn_norm)} must have the same length')
-    k, p = num_keypoints, prefix
-    t = [(f'{p}heatmap_layers.0.weight', (heatmap_channels, in_channels, 1, 1))]
-    t += _bn(f'{p}heatmap_layers.1', heatmap_channels)
-    t += [(f'{p}heatmap_final.weight', (k + 1, heatmap_channels, 1, 1)),
-          (f'{p}heatmap_final.bias', (k + 1, ))]
-    t += [(f'{p}offset_layers.0.weight', (offset_channels, in_channels, 1, 1))]
-    t += _bn(f'{p}offset_layers.1', offset_channels)
-    t += [(f'{p}offset_final.weight', (2 * k, offset_channels, 1, 1)),
-          (f'{p}offset_final.bias', (2 * k, ))]
-    t += [(f'{p}embedding_layers.0.weight', (embed_dim, in_channels, 1, 1))]
-    t += _bn(f'{p}embedding_layers.1', embed_dim)
-    c_in = k * embed_dim
-    for i, (c, an) in enumerate(zip(cmp_channels, use_attn_norm)):
-        t.append((f'{p}cmp.layers.{3 * i}.weight', (c, c_in, cmp_kernel, cmp_kernel)))
-        norm = f'{p}cmp.layers.{3 * i + 1}'
-        if an:
-            t += [(f'{norm}.weight', (num_affine, c)), (f'{norm}.bias', (num_affine, c)),
-                  (f'{norm}.running_mean', (c, )), (f'{norm}.running_var', (c, )),
-                  (f'{norm}.num_batches_tracked', ()),
-                  (f'{norm}.attn_conv.weight', (num_affine, c, 1, 1))]
-        else:
-            t += _bn(norm, c)
-        c_in = c
-    last = 3 * len(cmp_channels)
-    t += [(f'{p}cmp.layers.{last}.weight', (k, c_in, 1, 1)),
-          (f'{p}cmp.layers.{last}.bias', (k, ))]
-    return OrderedDict(t)
+    if cmp_kernel != 3:
+        raise ValueError(f'CMP kernel size {cmp_kernel} is not supported: LogoCapCMP uses '
+                         '3x3 convolutions')
+    from .. import compat  # noqa: F401  (mmcv._ext stand-in before mmpose.models)
+    from logocap_mm.models.heads.logocap_head import LogoCapHead
+    args = dict(head_args)
+    # the shapes do not depend on the OKS sigmas (only needed to build a non-COCO head)
+    args.setdefault('sigmas', [1.] * int(args.get('num_keypoints', 17)))
+    with torch.device('meta'):
+        head = LogoCapHead(in_channels, **args)
+    return OrderedDict((prefix + k, tuple(v.shape)) for k, v in head.state_dict().items())
 
 
 # ----------------------------------------------------------------------------- convert

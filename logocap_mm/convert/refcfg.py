@@ -94,7 +94,7 @@ def arch_from_ref_config(cfg: dict) -> Tuple[dict, dict]:
     cmp = ex.get('CONV_MSG_PASSING', {}) or {}
     chans = _ints('MODEL.EXTRA.CONV_MSG_PASSING.DIM_CONVOLUTION',
                   cmp.get('DIM_CONVOLUTION', DEFAULT_HEAD_CFG['cmp_channels']))
-    use_an = tuple(bool(v) for v in cmp.get('USE_AN', DEFAULT_HEAD_CFG['use_attn_norm']))
+    use_an = tuple(bool(v) for v in cmp.get('USE_AN', DEFAULT_HEAD_CFG['cmp_attn_norm']))
     ksize = cmp.get('KSIZE')
     if ksize is not None:
         ksize = _ints('MODEL.EXTRA.CONV_MSG_PASSING.KSIZE', ksize)
@@ -113,9 +113,9 @@ def arch_from_ref_config(cfg: dict) -> Tuple[dict, dict]:
         raise ValueError('reference config: MULTI_LEVEL_OUTPUT_*.NUM_CHANNELS must not be empty')
     head_cfg = dict(num_keypoints=k, heatmap_channels=hm[0],
                     offset_channels=reg[0],
-                    embed_dim=_int('MODEL.EXTRA.CONV_MSG_PASSING.DIM_EMBEDDING',
+                    embed_channels=_int('MODEL.EXTRA.CONV_MSG_PASSING.DIM_EMBEDDING',
                                    cmp.get('DIM_EMBEDDING', 64)),
-                    cmp_channels=chans, use_attn_norm=use_an,
+                    cmp_channels=chans, cmp_attn_norm=use_an,
                     num_affine=_int('MODEL.EXTRA.AN_NUM_AFFINE', ex.get('AN_NUM_AFFINE', 20)),
                     cmp_kernel=ksize[0] if ksize else 3)
     return extra, head_cfg

@@ -29,7 +29,6 @@ from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 import torch
-import torch.nn as nn
 from torch import Tensor
 
 LEVELS = ('none', 'upper', 'full')
@@ -61,13 +60,13 @@ def best_kem_poses(kem: Tensor, gt_kpts: Tensor, gt_vis: Tensor, gt_area: Tensor
             kem.new_zeros(B, 0, K)
     S = kem_oks(kem, gt_kpts, gt_vis, gt_area, sigmas)              # (B, T, G, K, s, s)
     match = match_kem_targets(S, gt_vis, gate=0.)
-    sj = match['oks_joints'].flatten(-2)                           # (B, T, K, s*s)
+    sj = match.oks_joints.flatten(-2)                           # (B, T, K, s*s)
     c = (s // 2) * s + s // 2
     val, idx = sj.max(-1)
     idx = torch.where(val > sj[..., c], idx, torch.full_like(idx, c))  # ties keep P0
     pts = kem.permute(0, 1, 4, 2, 3, 5).reshape(B, T, K, s * s, 2)
     poses = pts.gather(3, idx[..., None, None].expand(B, T, K, 1, 2))[..., 0, :]
-    return poses, match['assigned'], sj.gather(-1, idx[..., None])[..., 0]
+    return poses, match.assigned, sj.gather(-1, idx[..., None])[..., 0]
 
 
 def gt_in_input_frame(data_samples, num_keypoints: int, device, dtype):
@@ -99,44 +98,31 @@ def gt_in_input_frame(data_samples, num_keypoints: int, device, dtype):
     return pad_ground_truth(items, K, device, dtype)
 
 
-class MultiLevelDecoder(nn.Module):
-    """Wraps a ``LogoCapDecoder``: one call decodes 'none', 'upper' and 'full' from the same
-    network outputs, keeps all three in ``self.outputs`` and returns 'full' to the head.
-    Set ``self.gt = (kpts, vis, area)`` (I frame) before each batch."""
+def levels_from_trace(decoder, trace: Dict[str, Tensor], gt, sigmas: Sequence[float]
+                      ) -> Dict[str, List[Dict[str, Tensor]]]:
+    """'none', 'upper' and 'full' results of one traced 'full' decode of the pipeline.
 
-    def __init__(self, decoder, sigmas: Sequence[float]):
-        super().__init__()
-        self.dec = decoder
-        self.sigmas = list(sigmas)
-        self.gt = None
-        self.outputs: Dict[str, List[Dict[str, Tensor]]] = {}
+    Args:
+        decoder: the head's ``LogoCapDecoder``.
+        trace: its ``decode(..., adaptation='full', trace=True)`` trace (B images).
+        gt: (kpts (B, G, K, 2), vis (B, G, K), area (B, G)) in I.
 
-    @property
-    def adaptation(self):
-        return 'full'
-
-    @property
-    def num_keypoints(self):
-        return self.dec.num_keypoints
-
-    def forward(self, heatmaps, offsets, embedding, cmp, canvas_hw=None, adaptation=None):
-        from logocap_mm.codecs.decode_utils import sample_heatmaps_at_poses
-        if self.gt is None:
-            raise ValueError('MultiLevelDecoder.gt must be set before decoding a batch')
-        dec = self.dec
-        init = dec.initial_poses(heatmaps, offsets, canvas_hw)
-        poses, K = init['poses'], dec.num_keypoints
-        hr = init['heatmaps_up'][:, :K]
-        vals0 = sample_heatmaps_at_poses(hr, poses)
-        loc = dec.local_kams(embedding, poses, cmp, clamp=True)
-        gk, gv, ga = (t.to(poses) for t in self.gt)
-        ub, _, _ = best_kem_poses(loc['kem'], gk, gv, ga, self.sigmas)
-        full_k, full_v = dec.global_refine(hr, poses, loc['kams'], init['valid'])
-        cs, valid = init['center_scores'], init['valid']
-        self.outputs = dict(none=dec.finalize(poses, vals0, cs, valid),
-                            upper=dec.finalize(ub, vals0, cs, valid),
-                            full=dec.finalize(full_k, full_v, cs, valid))
-        return self.outputs['full']
+    Returns:
+        per level the per-image results of the pipeline's finalize stage: P0 ('none'), the
+        best KEM point per keypoint against the matched GT ('upper', keypoint values of
+        'none'), and the LOGO-CA keypoints ('full').
+    """
+    if trace.get('level') != 'full':
+        raise ValueError("the KEM upper bound needs a 'full' decode (test_cfg.adaptation)")
+    K = decoder.num_keypoints
+    poses, cs, valid = trace['poses'], trace['center_scores'], trace['valid']
+    hr = trace['heatmaps_up'][:, :K]
+    kp0, vals0 = decoder.refine('none', hr, poses)
+    gk, gv, ga = (t.to(poses) for t in gt)
+    ub, _, _ = best_kem_poses(trace['kem'], gk, gv, ga, sigmas)
+    out = dict(none=(kp0, vals0), upper=(ub, vals0), full=(trace['keypoints'], trace['values']))
+    return {lv: decoder.finalize(decoder.scores(kp, v, cs, valid)) for lv, (kp, v) in
+            out.items()}
 
 
 # ----------------------------------------------------------------------------- tool
@@ -210,8 +196,8 @@ def main(argv=None):
     head = model.head
     if not hasattr(head, 'pose_decoder'):
         raise ValueError(f'the model head ({type(head).__name__}) is not a LogoCapHead')
-    wrapper = MultiLevelDecoder(head.pose_decoder, head.sigmas)
-    head.pose_decoder = wrapper
+    model.test_cfg = dict(model.test_cfg or {}, adaptation='full')
+    dec = head.pose_decoder
     loader_cfg = copy.deepcopy(cfg.test_dataloader)
     loader_cfg['num_workers'] = 0
     loader_cfg['persistent_workers'] = False
@@ -242,11 +228,20 @@ def main(argv=None):
             data = model.data_preprocessor(data_batch, False)
             samples = data['data_samples']
             base = copy.deepcopy(samples)
-            wrapper.gt = gt_in_input_frame(samples, head.num_keypoints,
-                                           data['inputs'].device, data['inputs'].dtype)
-            model.predict(data['inputs'], samples)  # runs the wrapper (all three levels)
+            gt = gt_in_input_frame(samples, head.num_keypoints,
+                                   data['inputs'].device, data['inputs'].dtype)
+            with dec.tracing() as traces:   # one trace per image chunk of the estimator
+                model.predict(data['inputs'], samples)
+            outputs = {lv: [] for lv in LEVELS}
+            i = 0
+            for tr in traces:
+                n = tr['poses'].shape[0]
+                res = levels_from_trace(dec, tr, tuple(t[i:i + n] for t in gt), head.sigmas)
+                for lv in LEVELS:
+                    outputs[lv].extend(res[lv])
+                i += n
             for lv in LEVELS:
-                inst = [head._to_instances(d) for d in wrapper.outputs[lv]]
+                inst = [head._to_instances(d) for d in outputs[lv]]
                 out = model.add_pred_to_datasample(inst, None, copy.deepcopy(base))
                 evaluators[lv].process(data_samples=out, data_batch=data_batch)
             seen += bs

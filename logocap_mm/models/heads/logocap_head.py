@@ -1,4 +1,5 @@
-"""LogoCapHead: heads, CMP, losses and batched, flip-tested prediction.
+"""LogoCapHead: the 1x1 branches, local/global adaptation, losses and batched, flip-tested
+prediction (flip merge: :mod:`.head_flip`; losses: :mod:`.head_loss`).
 
 Frames: **F** is the head's output grid (stride 4 in the paper), **I** the network input
 canvas (stride 1). ``predict`` returns keypoints in I, as MMPose's bottom-up estimator
@@ -10,7 +11,6 @@ from typing import Dict, Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from mmengine.structures import InstanceData, PixelData
 from mmpose.models.heads.base_head import BaseHead
 from mmpose.registry import KEYPOINT_CODECS, MODELS
@@ -18,20 +18,15 @@ from mmpose.utils.typing import (ConfigType, Features, OptConfigType,
                                  OptSampleList, Predictions)
 from torch import Tensor
 
-from logocap_mm.models.layers import LogoCapCMP
-from logocap_mm.models.utils.global_adapt import (gaussian_window,
-                                                  kam_convolution,
-                                                  sample_windows)
-from logocap_mm.models.utils.matching import (kem_oks, match_kem_targets,
-                                              pad_ground_truth)
-from logocap_mm.models.utils.sampling import sample_kem_latents
-from .logocap_decoder import LogoCapDecoder
+from logocap_mm.models.adaptation import (LogoCapDecoder, LogoCapGlobalAdaptation,
+                                          LogoCapLocalAdaptation)
+from .head_flip import FLIP_MODES, flip_merge, shift_aligned  # noqa: F401
+from .head_loss import LogoCapLossMixin
 from .meta_checks import check_flip_indices, config_flip_indices
 from .test_options import TEST_CFG_KEYS, resolve_adaptation  # noqa: F401
 
 COCO_SIGMAS = [.026, .025, .025, .035, .035, .079, .079, .072, .072, .062, .062, .107,
                .107, .087, .087, .089, .089]
-FLIP_MODES = ('reference', 'aligned')
 
 
 def _conv_bn_relu(cin: int, cout: int) -> nn.Sequential:
@@ -70,29 +65,18 @@ def _load_sigmas(sigmas, meta, num_keypoints):
     return sigmas
 
 
-def _compact(mask: Tensor) -> Tuple[Tensor, Tensor]:
-    """Move the True slots of each row to the front.
-
-    Args:
-        mask: (B, T) bool.
-
-    Returns:
-        index (B, T2) long into T, and the compacted mask (B, T2), T2 = max row count.
-    """
-    B, T = mask.shape
-    t2 = int(mask.sum(1).max().item()) if mask.numel() else 0
-    order = torch.argsort((~mask).to(torch.int8), dim=1, stable=True)[:, :t2]
-    return order, mask.gather(1, order)
-
-
 @MODELS.register_module()
-class LogoCapHead(BaseHead):
+class LogoCapHead(LogoCapLossMixin, BaseHead):
     """LOGO-CAP head.
 
     Three parallel 1x1 branches on one feature map ``feat`` (B, C, h, w):
     heatmaps (B, K+1, h, w) (keypoints + centre, raw), offsets (B, 2K, h, w)
-    (pixel − keypoint, F units), embedding (B, D, h, w); the CMP turns local KEM latents
-    into KAMs; :class:`LogoCapDecoder` does the test-time decoding.
+    (pixel − keypoint, F units), embedding (B, D, h, w). ``local_adaptation``
+    (:class:`LogoCapLocalAdaptation`: KEMs, embedding sampling, the CMP that turns KEM
+    latents into KAMs) and ``global_adaptation`` (:class:`LogoCapGlobalAdaptation`, LOGO-CA)
+    serve the loss and the test-time pipeline ``pose_decoder`` (:class:`LogoCapDecoder`),
+    which holds plain references to them. ``head.cmp`` is a read-only alias of
+    ``local_adaptation.cmp``; checkpoints with the older ``cmp.*`` keys load unchanged.
 
     Args:
         in_channels (int): channels C of the (single) input feature map.
@@ -153,7 +137,6 @@ class LogoCapHead(BaseHead):
         self.num_keypoints = K = num_keypoints
         self.embed_channels = embed_channels
         self.train_topk = train_topk
-        self.oks_gate = float(oks_gate)
         meta = _parse_metainfo(metainfo)
         self.sigmas = _load_sigmas(sigmas, meta, K)
         # the config's flip pairs: checked now, compared with any dataset meta given later
@@ -167,7 +150,6 @@ class LogoCapHead(BaseHead):
         self.offset_layers = _conv_bn_relu(in_channels, offset_channels)
         self.offset_final = nn.Conv2d(offset_channels, 2 * K, 1)
         self.embedding_layers = _conv_bn_relu(in_channels, embed_channels)
-        self.cmp = LogoCapCMP(K, embed_channels, cmp_channels, cmp_attn_norm, num_affine)
 
         self.decoder = KEYPOINT_CODECS.build(decoder) if decoder is not None else None
         stride = 4
@@ -183,6 +165,15 @@ class LogoCapHead(BaseHead):
             raise ValueError(f'pose_decoder has {self.pose_decoder.num_keypoints} sigmas, '
                              f'num_keypoints is {K}')
         self.stride = stride
+        dec = self.pose_decoder
+        self.local_adaptation = LogoCapLocalAdaptation(
+            K, embed_channels, self.sigmas, cmp_channels, cmp_attn_norm, num_affine,
+            stride=stride, kem_size=dec.kem_size, kem_radius=dec.kem_radius,
+            oks_gate=oks_gate)
+        self.global_adaptation = LogoCapGlobalAdaptation(
+            dec.window_size, dec.window_sigma, dec.convex_lambda, dec.fast)
+        dec.bind(self.local_adaptation, self.global_adaptation)
+        self._register_load_state_dict_pre_hook(self._upgrade_hook)
         self.loss_heatmap = MODELS.build(loss_heatmap)
         self.loss_offset = MODELS.build(loss_offset)
         self.loss_oks = MODELS.build(loss_oks)
@@ -205,40 +196,42 @@ class LogoCapHead(BaseHead):
         embedding = self.embedding_layers(x)
         return heatmaps, offsets, embedding
 
-    # ---------------------------------------------------------------- flip
+    # ---------------------------------------------------------------- modules
+    @property
+    def cmp(self) -> nn.Module:
+        """Read-only alias of ``local_adaptation.cmp`` (assign to that one)."""
+        return self.local_adaptation.cmp
+
+    @property
+    def oks_gate(self) -> float:
+        """Training OKS gate (held by ``local_adaptation.matcher``)."""
+        return self.local_adaptation.matcher.gate
+
+    @oks_gate.setter
+    def oks_gate(self, value: float):
+        self.local_adaptation.matcher.gate = float(value)
+
+    #: older checkpoint key prefixes (relative to the head) -> current ones
+    LEGACY_KEY_PREFIXES = (('cmp.', 'local_adaptation.cmp.'), )
+
+    @classmethod
+    def upgrade_state_dict_keys(cls, state_dict, prefix: str = '') -> None:
+        """Rename older keys of this head (``prefix`` + ``cmp.*``) in place."""
+        for old, new in cls.LEGACY_KEY_PREFIXES:
+            old_p = prefix + old
+            for k in [k for k in state_dict if k.startswith(old_p)]:
+                state_dict[prefix + new + k[len(old_p):]] = state_dict.pop(k)
+
     @staticmethod
-    def _shift_aligned(x: Tensor, ratio: float) -> Tensor:
-        """Resample a flipped-back F map by the sub-pixel misalignment of ``torch.flip``.
+    def _upgrade_hook(state_dict, prefix, *args):
+        LogoCapHead.upgrade_state_dict_keys(state_dict, prefix)
 
-        After flipping the image (x → W_I − 1 − x) and the map back, F pixel i holds the
-        value of F coordinate i + (1 − 1/stride); interpolate to get coordinate i.
-        """
-        frac = 1. - ratio
-        prev = torch.cat([x[..., :1], x[..., :-1]], dim=-1)
-        return frac * prev + (1 - frac) * x
-
+    # ---------------------------------------------------------------- flip
     def flip_merge(self, out: Tuple[Tensor, Tensor, Tensor], out_flip: Tuple[Tensor, ...],
                    flip_indices: Sequence[int], flip_mode: str = 'reference'):
-        """Average un-flipped and flipped-back outputs.
-
-        ``'reference'``: plain ``torch.flip`` without any half-pixel correction (as in the reference);
-        ``'aligned'``: also shift the flipped-back maps by 1 − 1/stride F px (deviation, off
-        by default).
-        """
-        if flip_mode not in FLIP_MODES:
-            raise ValueError(f'flip_mode must be one of {FLIP_MODES}, got {flip_mode!r}')
-        K = self.num_keypoints
-        idx = check_flip_indices(flip_indices, K, 'flip_indices (data sample metainfo)')
-        hm, off, emb = out
-        hm_f, off_f = out_flip[0].flip(-1), out_flip[1].flip(-1)
-        hm_f = hm_f[:, idx + [K]]
-        B, _, h, w = off_f.shape
-        off_f = off_f.reshape(B, K, 2, h, w)[:, idx]
-        off_f = torch.stack([-off_f[:, :, 0], off_f[:, :, 1]], dim=2).reshape(B, 2 * K, h, w)
-        if flip_mode == 'aligned':
-            hm_f = self._shift_aligned(hm_f, 1. / self.stride)
-            off_f = self._shift_aligned(off_f, 1. / self.stride)
-        return 0.5 * (hm + hm_f), 0.5 * (off + off_f), emb
+        """Average un-flipped and flipped-back outputs (:func:`.head_flip.flip_merge`)."""
+        return flip_merge(out, out_flip, flip_indices, self.num_keypoints, self.stride,
+                          flip_mode)
 
     # ---------------------------------------------------------------- test_cfg
     @property
@@ -291,7 +284,7 @@ class LogoCapHead(BaseHead):
             w, h = ds.metainfo.get('input_size', (hm.shape[-1] * self.stride,
                                                   hm.shape[-2] * self.stride))
             canvas.append((int(h), int(w)))
-        dets = self.pose_decoder(hm, off, emb, self.cmp, canvas_hw=canvas, adaptation=level)
+        dets, _ = self.pose_decoder.decode(hm, off, emb, canvas_hw=canvas, adaptation=level)
         preds = [self._to_instances(d) for d in dets]
         if test_cfg.get('output_heatmaps', False):
             return preds, [PixelData(heatmaps=hm[b].detach()) for b in range(B)]
@@ -309,110 +302,3 @@ class LogoCapHead(BaseHead):
         return InstanceData(keypoints=kpts, keypoint_scores=scores, bboxes=bboxes,
                             bbox_scores=pose_scores)
 
-    # ---------------------------------------------------------------- loss
-    def _gt_instances(self, batch_data_samples, device, dtype):
-        """Pad the ground truth to (B, G, ...) tensors in I (G >= 1; empty -> all zero)."""
-        K = self.num_keypoints
-        items = []
-        for ds in batch_data_samples:
-            gi = ds.gt_instances
-            kp = np.asarray(gi.keypoints, dtype=np.float32) \
-                if 'keypoints' in gi else np.zeros((0, K, 2), np.float32)
-            if kp.size and (kp.ndim != 3 or kp.shape[1] != K):
-                raise ValueError(
-                    f'annotations have keypoints of shape {tuple(kp.shape)} but the model has '
-                    f'num_keypoints={K}: use a config for this dataset (e.g. '
-                    'configs/logocap/w32_crowdpose.py for 14-keypoint CrowdPose)')
-            kp = kp.reshape(-1, K, 2)
-            vis = np.zeros((len(kp), K), np.float32)
-            if 'keypoints_visible' in gi and len(kp):
-                vis = np.asarray(gi.keypoints_visible, dtype=np.float32).reshape(
-                    len(kp), K, -1)[..., 0]
-            area = np.asarray(gi.areas, dtype=np.float32).reshape(-1) \
-                if 'areas' in gi else np.zeros(len(kp), np.float32)
-            if len(area) != len(kp):
-                raise ValueError(f'gt_instances.areas has {len(area)} entries for '
-                                 f'{len(kp)} instances')
-            # invisible / out-of-canvas keypoints do not count
-            w, h = ds.metainfo.get('input_size', (np.inf, np.inf))
-            # the crop test is the one before a horizontal flip (x -> w - 1 - x), as the
-            # reference: [0, w) before the flip is (-1, w - 1] after it
-            if ds.metainfo.get('flip', False) and \
-                    ds.metainfo.get('flip_direction', 'horizontal') == 'horizontal':
-                in_x = (kp[..., 0] > -1) & (kp[..., 0] <= w - 1)
-            else:
-                in_x = (kp[..., 0] >= 0) & (kp[..., 0] < w)
-            inside = in_x & (kp[..., 1] >= 0) & (kp[..., 1] < h)
-            vis = np.where(inside & np.isfinite(kp).all(-1), (vis > 0).astype(np.float32), 0.)
-            items.append((np.nan_to_num(kp), vis, np.nan_to_num(area)))
-        return pad_ground_truth(items, K, device, dtype)
-
-    def loss(self, feats: Tuple[Tensor], batch_data_samples: OptSampleList,
-             train_cfg: ConfigType = {}) -> dict:
-        """Losses: heatmap, offset, OKS kernel (KAM) and refined heatmap."""
-        hm, off, emb = self.forward(feats)
-        B, C, h, w = hm.shape
-        K = self.num_keypoints
-        gt_fields = [d.gt_fields for d in batch_data_samples]
-        gt_hm = torch.stack([f.heatmaps for f in gt_fields]).to(hm)
-        hw = torch.stack([f.heatmap_weights for f in gt_fields]).to(hm)
-        hw = hw.expand_as(gt_hm) if hw.shape[1] == 1 else hw
-        mask = None
-        if 'heatmap_mask' in gt_fields[0]:
-            mask = torch.stack([f.heatmap_mask for f in gt_fields]).to(hm)
-            if mask.dim() == 3:
-                mask = mask[:, None]
-        losses = dict()
-        losses['loss_heatmap'] = self.loss_heatmap(hm, gt_hm, hw, mask)
-        gt_off = torch.stack([f.displacements for f in gt_fields]).to(off)
-        off_w = torch.stack([f.displacement_weights for f in gt_fields]).to(off)
-        losses['loss_offset'] = self.loss_offset(off, gt_off, off_w)
-
-        # ---- LOGO-CAP branch: detached top-k initial poses matched to the ground truth
-        dec = self.pose_decoder
-        with torch.no_grad():
-            init = dec.initial_poses(hm.detach(), off.detach(), None, thr=None,
-                                     topk=self.train_topk)
-            poses = init['poses']                                   # (B, T, K, 2) I
-            kem = dec.kem(poses)                                    # (B, T, s, s, K, 2)
-            gt_kpts, gt_vis, gt_area = self._gt_instances(batch_data_samples, hm.device,
-                                                          hm.dtype)
-            oks = kem_oks(kem, gt_kpts, gt_vis, gt_area,
-                          torch.tensor(self.sigmas, device=hm.device, dtype=hm.dtype))
-            match = match_kem_targets(oks, gt_vis, gate=self.oks_gate)
-            keep = match['keep']                                    # (B, T)
-            passed = match['oks_person'].flatten(2).max(-1).values >= self.oks_gate
-            num_pos = (passed & keep).sum()
-            idx, mask2 = _compact(keep)                             # (B, T2)
-            T2 = idx.shape[1]
-
-            def take(x):
-                return x.gather(1, idx.reshape(B, T2, *([1] * (x.dim() - 2))).expand(
-                    B, T2, *x.shape[2:]))
-
-            poses_k, kem_k = take(poses), take(kem)
-            oks_k = take(match['oks_joints'])                       # (B, T2, K, s, s)
-            w_k = take(match['weights'])                            # (B, T2, K)
-            assigned = take(match['assigned'])                      # (B, T2)
-            gt_k = gt_kpts.gather(1, assigned[..., None, None].expand(B, T2, K, 2))
-
-        s = dec.kem_size
-        lat = sample_kem_latents(emb, kem_k, dec.stride)           # (B, T2, K*D, s, s)
-        kams = self.cmp(lat[mask2])                                 # (M, K, s, s) raw
-        losses['loss_oks'] = self.loss_oks(kams, oks_k[mask2], w_k[mask2], num_pos)
-
-        hr = F.interpolate(hm[:, :K], size=(h * dec.stride, w * dec.stride),
-                           mode='bilinear', align_corners=False)    # not detached
-        win = sample_windows(hr, poses_k, dec.window_size)          # (B, T2, K, S, S)
-        win = win * gaussian_window(dec.window_size, dec.window_sigma, device=hm.device,
-                                    dtype=hm.dtype)
-        kam_full = kams.new_zeros(B, T2, K, s, s)
-        kam_full[mask2] = kams
-        resp = kam_convolution(win, kam_full)[mask2]                # (M, K, S, S)
-        losses['loss_refine'] = self.loss_refine(resp, poses_k[mask2], gt_k[mask2],
-                                                 w_k[mask2])
-        # every term must stay in the graph of every branch (DDP) and be finite
-        zero = sum(p.sum() for p in (hm, off, emb)) * 0.
-        for k_ in ('loss_oks', 'loss_refine'):
-            losses[k_] = losses[k_] + zero
-        return losses

@@ -8,7 +8,7 @@ from mmpose.utils.typing import SampleList
 from torch import Tensor
 
 from logocap_mm.models.heads.logocap_decoder import ADAPTATION_LEVELS
-from logocap_mm.models.heads.logocap_head import FLIP_MODES
+from logocap_mm.models.heads.head_flip import FLIP_MODES
 from logocap_mm.models.heads.meta_checks import check_dataset_meta
 from logocap_mm.models.precision import (check_network_options, current_plan,
                                          prepare_module, resolve_plan, use_plan)
@@ -84,6 +84,9 @@ class LogoCapPoseEstimator(BottomupPoseEstimator):
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # mmengine loads with strict=False and only logs bad keys: reject reference (not
         # converted) checkpoints, other models and shape mismatches with a clear ValueError
+        upgrade = getattr(self.head, 'upgrade_state_dict_keys', None)
+        if upgrade is not None:  # older key names of the head (its own pre-hook does too)
+            upgrade(state_dict, prefix + 'head.')
         check_state_dict_keys(self, state_dict, prefix)
         missing = missing_model_keys(self, state_dict, prefix)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)

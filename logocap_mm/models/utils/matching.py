@@ -4,14 +4,24 @@ Everything is computed in the input frame **I**: the training affine is a simila
 flip preserves distances, so the reference's OKS in the original image O equals the OKS in I
 with ``area_I = area_O * |det(A)|`` (A: the 2x2 part of the O -> I affine).
 """
-from typing import Dict, List, Sequence, Tuple, Union
+from typing import List, NamedTuple, Sequence, Tuple, Union
 
 import numpy as np
 
 import torch
 from torch import Tensor
 
-__all__ = ['kem_oks', 'match_kem_targets', 'pad_ground_truth']
+__all__ = ['KemMatch', 'kem_oks', 'match_kem_targets', 'pad_ground_truth']
+
+
+class KemMatch(NamedTuple):
+    """Result of :func:`match_kem_targets` (``B`` images, ``T`` slots, ``K`` keypoints,
+    ``s`` KEM side); field meanings in that function's docstring."""
+    assigned: Tensor      # (B, T) long
+    oks_joints: Tensor    # (B, T, K, s, s)
+    oks_person: Tensor    # (B, T, s, s)
+    keep: Tensor          # (B, T) bool
+    weights: Tensor       # (B, T, K)
 
 
 def kem_oks(kem: Tensor, gt_kpts: Tensor, gt_vis: Tensor, gt_area: Tensor,
@@ -53,7 +63,7 @@ def kem_oks(kem: Tensor, gt_kpts: Tensor, gt_vis: Tensor, gt_area: Tensor,
     return torch.exp(-err) * vis[:, None, :, :, None, None]
 
 
-def match_kem_targets(S: Tensor, gt_vis: Tensor, gate: float = 0.5) -> Dict[str, Tensor]:
+def match_kem_targets(S: Tensor, gt_vis: Tensor, gate: float = 0.5) -> KemMatch:
     """Assign each initial pose to a GT person and build the KAM targets.
 
     Args:
@@ -62,7 +72,7 @@ def match_kem_targets(S: Tensor, gt_vis: Tensor, gate: float = 0.5) -> Dict[str,
         gate: instance gate on the best shifted-pose OKS (0.5).
 
     Returns:
-        dict with
+        :class:`KemMatch` with
           ``assigned`` (B, T) long: argmax_g of sum_k v max_ij S / max(1, sum_k v)
           (first maximum; many-to-one allowed);
           ``oks_joints`` (B, T, K, s, s): S* for the assigned person (the KAM target);
@@ -93,8 +103,8 @@ def match_kem_targets(S: Tensor, gt_vis: Tensor, gate: float = 0.5) -> Dict[str,
         keep[:, 0] |= ~passed.any(1)
     c = s // 2
     weights = (oks_joints.flatten(-2).amax(-1) - oks_joints[..., c, c]) * passed[..., None]
-    return dict(assigned=assigned, oks_joints=oks_joints, oks_person=oks_person, keep=keep,
-                weights=weights)
+    return KemMatch(assigned=assigned, oks_joints=oks_joints, oks_person=oks_person, keep=keep,
+                    weights=weights)
 
 
 def pad_ground_truth(items: List[Tuple[np.ndarray, np.ndarray, np.ndarray]],
