@@ -251,7 +251,7 @@ def test_training_step_under_bf16_autocast():
     for k, v in l16.items():
         assert np.isfinite(v), k
         # maps: bf16 rounding only; LOGO-CAP terms also follow the top-k centres, which
-        # bf16 heatmaps may reorder (measured 0.1% / 3% / 0.3% for offset / L_K / L_H~)
+        # bf16 heatmaps may reorder (measured 0.02% / 4.4% / 2.1% for offset / L_K / L_H~)
         rtol = 5e-3 if k in ('loss_heatmap', 'loss_offset') else 0.1
         assert abs(v - l32[k]) <= rtol * abs(l32[k]), (k, v, l32[k])
     assert set(g16) == set(g32)

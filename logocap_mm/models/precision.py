@@ -89,6 +89,11 @@ class NetworkPlan(NamedTuple):
     channels_last: Optional[bool] = None
     compile: bool = False
 
+    @property
+    def identity(self) -> bool:
+        """True if the plan changes nothing (no autocast, layouts left alone)."""
+        return self.dtype is None and self.channels_last is None and not self.compile
+
     def autocast(self):
         """``torch.autocast(device_type, dtype)``, or a no-op context for fp32."""
         if self.dtype is None:
@@ -116,7 +121,9 @@ class NetworkPlan(NamedTuple):
 
     def run(self, module: nn.Module, x, *args, **kwargs):
         """``module(x, ...)`` with the module and ``x`` in the plan's layout, under its
-        autocast; the outputs come back fp32 contiguous."""
+        autocast; the outputs come back fp32 contiguous (the identity plan: a plain call)."""
+        if self.identity:
+            return module(x, *args, **kwargs)
         prepare_module(module, self.channels_last)
         with self.autocast():
             return self.output(module(self.input(x), *args, **kwargs))

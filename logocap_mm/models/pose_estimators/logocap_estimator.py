@@ -125,7 +125,8 @@ class LogoCapPoseEstimator(BottomupPoseEstimator):
     def extract_feat(self, inputs: Tensor):
         """Backbone (+ neck) features; inside ``predict`` in the current network plan's
         memory format and autocast precision (:mod:`logocap_mm.models.precision`), returned
-        as fp32 contiguous maps. Outside ``predict`` (training, direct calls) as written."""
+        in that layout and dtype to a head that follows the plan (``LogoCapHead``), else as
+        fp32 contiguous maps. Outside ``predict`` (training, direct calls) as written."""
         plan = current_plan()
         if plan.channels_last is None and plan.dtype is None and not plan.compile:
             return super().extract_feat(inputs)
@@ -140,6 +141,8 @@ class LogoCapPoseEstimator(BottomupPoseEstimator):
                 self.__dict__['_logocap_compiled_feat'] = run
         with plan.autocast():
             feats = run(plan.input(inputs))
+        if getattr(self.head, 'follows_network_plan', False):
+            return feats  # the head runs its branches in the same plan
         return plan.output(feats)
 
     def predict(self, inputs: Union[Tensor, List[Tensor]],
