@@ -207,21 +207,23 @@ def test_precision_the_device_cannot_run_raises(monkeypatch):
 
 
 # ------------------------------------------------------------------------------ training
-def _losses_and_grads(model, data, dtype):
+def _losses_and_grads(model, data, dtype, scale=1.):
     model.zero_grad()
     proc = model.data_preprocessor(copy.deepcopy(data), True)
     with torch.autocast('cpu', dtype=dtype or torch.float32, enabled=dtype is not None):
         losses = model(**proc, mode='loss')
         loss, _ = model.parse_losses(losses)
-    loss.backward()
-    grads = {n: p.grad.detach().clone() for n, p in model.named_parameters()
+    (loss * scale).backward()
+    grads = {n: p.grad.detach().clone() / scale for n, p in model.named_parameters()
              if p.grad is not None}
     return {k: float(v.detach()) for k, v in losses.items()}, grads
 
 
-def test_training_step_under_bf16_autocast():
-    """The tiny model's losses (LOGO-CAP terms active: gate 0) and gradients under CPU bf16
-    autocast, as ``AmpOptimWrapper`` runs a training step, next to fp32."""
+@pytest.mark.parametrize('precision', ['bf16', 'fp16'])
+def test_training_step_under_autocast(precision):
+    """The tiny model's losses (LOGO-CAP terms active: gate 0) and gradients under CPU bf16 /
+    fp16 autocast, as ``AmpOptimWrapper`` runs a training step (fp16 with its initial 2**16
+    loss scale), next to fp32."""
     from mmengine.dataset import pseudo_collate
     from mmengine.logging import MMLogger
     from mmpose.registry import DATASETS, MODELS
@@ -246,19 +248,21 @@ def test_training_step_under_bf16_autocast():
     state = copy.deepcopy(model.state_dict())
     l32, g32 = _losses_and_grads(model, data, None)
     model.load_state_dict(state)
-    l16, g16 = _losses_and_grads(model, data, torch.bfloat16)
+    dtype = dict(bf16=torch.bfloat16, fp16=torch.float16)[precision]
+    l16, g16 = _losses_and_grads(model, data, dtype, 2.**16 if precision == 'fp16' else 1.)
     assert set(l16) == set(l32) and l32['loss_oks'] > 0 and l32['loss_refine'] > 0
     for k, v in l16.items():
         assert np.isfinite(v), k
-        # maps: bf16 rounding only; LOGO-CAP terms also follow the top-k centres, which
-        # bf16 heatmaps may reorder (measured 0.02% / 4.4% / 2.1% for offset / L_K / L_H~)
+        # maps: rounding only; LOGO-CAP terms also follow the top-k centres, which low
+        # precision heatmaps may reorder (measured 0.02% / 4.4% / 2.1% for offset / L_K /
+        # L_H~ in bf16, 0.001% / 0.03% / 0.1% in fp16)
         rtol = 5e-3 if k in ('loss_heatmap', 'loss_offset') else 0.1
         assert abs(v - l32[k]) <= rtol * abs(l32[k]), (k, v, l32[k])
     assert set(g16) == set(g32)
     for n, g in g16.items():
         assert torch.isfinite(g).all(), n
         if bool((g32[n] != 0).any()):
-            assert bool((g != 0).any()), f'{n}: gradient flushed to zero under bf16'
+            assert bool((g != 0).any()), f'{n}: gradient flushed to zero under {precision}'
 
 
 # ------------------------------------------------------------------------------ losses
