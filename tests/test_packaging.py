@@ -21,10 +21,13 @@ def _run(code, **kw):
 
 
 def _logocap_classes():
-    """Every class named LogoCap* defined anywhere in the package."""
+    """Every class named LogoCap* defined anywhere in the package (except the ONNX deploy
+    package, whose runtime classes work without MMPose and are not MMPose modules)."""
     import logocap_mm
     found = {}
     for info in pkgutil.walk_packages(logocap_mm.__path__, 'logocap_mm.'):
+        if info.name.startswith('logocap_mm.deploy'):
+            continue
         mod = __import__(info.name, fromlist=['_'])
         for name, obj in vars(mod).items():
             if (inspect.isclass(obj) and name.startswith('LogoCap')

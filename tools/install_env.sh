@@ -58,11 +58,14 @@ fi
 t pip install -q --no-deps openmim==0.3.9
 t pip install -q "${PINS[@]}" click colorama model-index pandas requests rich tabulate
 
-# 5. test tools and the plugin itself (editable, no deps: they are all above).
+# 5. deploy: ONNX export (onnx, onnxscript for the dynamo exporter) and the torch-free runtime.
+t pip install -q "${PINS[@]}" onnx==1.23.1 onnxscript==0.7.2 onnxruntime==1.30.0
+
+# 6. test tools and the plugin itself (editable, no deps: they are all above).
 t pip install -q "${PINS[@]}" pytest
 t pip install -q --no-deps --no-build-isolation -e .
 
-# 6. mmcv-lite only: the `mmcv._ext` stand-in at interpreter start (removed for full mmcv).
+# 7. mmcv-lite only: the `mmcv._ext` stand-in at interpreter start (removed for full mmcv).
 SITE=$(python -c 'import site; print(site.getsitepackages()[0])')
 rm -f "$SITE/logocap_mm_mmcv_ext.pth"
 if [ "$MMCV" = lite ]; then

@@ -29,8 +29,9 @@ def upsample_heatmaps(heatmaps: Tensor, size_hw: Sequence[int]) -> Tensor:
     """
     if heatmaps.dim() != 4:
         raise ValueError(f'heatmaps must be (B, C, h, w), got shape {tuple(heatmaps.shape)}')
-    size_hw = (int(size_hw[0]), int(size_hw[1]))
-    if min(size_hw) <= 0:
+    # symbolic sizes (ONNX export with a dynamic canvas) stay symbolic: int() would freeze them
+    size_hw = tuple(s if isinstance(s, torch.SymInt) else int(s) for s in size_hw)
+    if len(size_hw) != 2 or min(size_hw) <= 0:
         raise ValueError(f'size_hw must be two positive ints, got {size_hw}')
     return F.interpolate(heatmaps, size=size_hw, mode='bilinear', align_corners=False)
 
@@ -62,10 +63,12 @@ def find_centers(center_map: Tensor, topk: int = 30, thr: Optional[float] = 0.01
     c = center_map[:, None]
     pooled = F.max_pool2d(c.clamp(min=0), 3, 1, 1)
     peaks = ((pooled == c).to(c.dtype) * c).reshape(B, H * W)
-    T = min(int(topk), H * W)
+    # T is the Python int ``topk`` whenever the map has that many pixels (a static slot count
+    # for ONNX export); x = idx - y * W rather than idx % W (exportable with a symbolic W)
+    T = int(topk) if H * W >= int(topk) else H * W
     scores, idx = peaks.topk(T, dim=-1, sorted=True)
-    xs = idx % W
-    ys = torch.div(idx, W, rounding_mode='trunc')
+    ys = torch.div(idx, W, rounding_mode='floor')
+    xs = idx - ys * W
     centers = torch.stack((xs, ys), dim=-1)
     if thr is None:
         valid = torch.ones_like(scores, dtype=torch.bool)

@@ -10,127 +10,19 @@ to the canvas centre by one isotropic affine warp (bilinear, constant-0 border).
 Frames: **O** original image pixels, **I** network input canvas (stride 1), both (x, y).
 """
 import warnings
-from typing import Dict, Optional, Sequence, Tuple, Union
+from typing import Dict, Optional, Sequence, Union
 
-import cv2
 import numpy as np
 from mmcv.transforms import BaseTransform
 from mmpose.registry import TRANSFORMS
 
-from .input_checks import to_network_dtype
+# the geometry is numpy-only and shared with the torch-free ONNX runtime
+from logocap_mm.resize_geometry import (ROUND_MODES, fit_long_side_params,
+                                        reference_resize_params, reference_warp_matrix,
+                                        resize_to_canvas)
 
 __all__ = ['LogoCapResize', 'reference_resize_params', 'reference_warp_matrix',
            'fit_long_side_params']
-
-_ROUND_MODES = ('reference', 'ceil')
-
-
-def _round_to_factor(x: float, factor: int, round_mode: str) -> int:
-    """Round a length up to a multiple of ``factor`` the reference's way or as a true ceil.
-
-    ``'reference'``: ``int((x + factor - 1) // factor * factor)`` (float floor division; a
-    ceil only for integer ``x``). ``'ceil'``: ``int(ceil(x / factor) * factor)``.
-    """
-    if round_mode == 'reference':
-        return int((x + factor - 1) // factor * factor)
-    return int(np.ceil(x / factor) * factor)
-
-
-def reference_resize_params(img_wh: Tuple[int, int],
-                            input_size: int,
-                            size_factor: int = 64,
-                            round_mode: str = 'reference'):
-    """Canvas size, centre and scale of the reference test resize (scale factor 1).
-
-    Args:
-        img_wh: original image (width, height) in O pixels.
-        input_size: target short side ``S``.
-        size_factor: canvas sides are multiples of it (64 in the reference).
-        round_mode: ``'reference'`` or ``'ceil'`` (see :func:`_round_to_factor`).
-
-    Returns:
-        tuple: ``(size_wh, center, scale)``: canvas (W_I, H_I) ints; ``center`` (2,) float64 in O
-        pixels (integers, ``int(w/2 + 0.5)``); ``scale`` (2,) float64 in units of 200 px per axis,
-        exactly as the reference's ``meta['scale']``.
-    """
-    w, h = int(img_wh[0]), int(img_wh[1])
-    center = np.array([int(w / 2.0 + 0.5), int(h / 2.0 + 0.5)], dtype=np.float64)
-    short = _round_to_factor(input_size, size_factor, round_mode)
-    if w < h:
-        w_resized = short
-        h_resized = _round_to_factor(short / w * h, size_factor, round_mode)
-        scale_w = w / 200.0
-        scale_h = h_resized / w_resized * w / 200.0
-    else:
-        h_resized = short
-        w_resized = _round_to_factor(short / h * w, size_factor, round_mode)
-        scale_h = h / 200.0
-        scale_w = w_resized / h_resized * h / 200.0
-    return (w_resized, h_resized), center, np.array([scale_w, scale_h])
-
-
-def fit_long_side_params(img_wh: Tuple[int, int], max_long_side: int, size_factor: int = 64):
-    """Canvas size, centre and scale that fit the image's LONG side to the largest multiple
-    of ``size_factor`` <= ``max_long_side`` (the fallback for extreme aspect ratios, whose
-    short side then ends up below ``S``). Same return convention as
-    :func:`reference_resize_params`; the short canvas side is rounded up to a multiple of
-    ``size_factor``, so the whole image stays on the canvas."""
-    w, h = int(img_wh[0]), int(img_wh[1])
-    center = np.array([int(w / 2.0 + 0.5), int(h / 2.0 + 0.5)], dtype=np.float64)
-    long_i = (int(max_long_side) // size_factor) * size_factor
-    f = long_i / max(w, h)                       # O -> I factor
-    if w >= h:
-        w_i, h_i = long_i, _round_to_factor(h * f, size_factor, 'ceil')
-        src_w = float(w)
-    else:
-        h_i, w_i = long_i, _round_to_factor(w * f, size_factor, 'ceil')
-        src_w = w_i / f
-    return (int(w_i), int(h_i)), center, np.array([src_w / 200.0, src_w * h_i / w_i / 200.0])
-
-
-def reference_warp_matrix(center: np.ndarray, scale: np.ndarray,
-                          size_wh: Tuple[int, int], inv: bool = False) -> np.ndarray:
-    """The reference's ``get_affine_transform(center, scale, 0, size_wh, inv=inv)``.
-
-    Isotropic (only ``scale[0]`` is used): O-pixel ``center`` maps to the canvas centre
-    (W/2, H/2) and a length of ``200 * scale[0]`` O pixels maps to ``W`` I pixels. The three
-    point pairs are built in float32, as the reference does, and solved by
-    ``cv2.getAffineTransform`` (float64 result), so the matrix is bit-identical.
-
-    Returns:
-        (2, 3) float64 matrix, O -> I (or I -> O when ``inv``).
-    """
-    src_w = np.float64(scale[0]) * 200.0
-    dst_w, dst_h = size_wh
-    src = np.zeros((3, 2), dtype=np.float32)
-    dst = np.zeros((3, 2), dtype=np.float32)
-    src[0, :] = center
-    src[1, :] = center + np.array([0.0, src_w * -0.5])
-    dst[0, :] = [dst_w * 0.5, dst_h * 0.5]
-    dst[1, :] = np.array([dst_w * 0.5, dst_h * 0.5]) + np.array([0.0, dst_w * -0.5])
-    for pts in (src, dst):
-        d = pts[0, :] - pts[1, :]
-        pts[2, :] = pts[1, :] + np.array([-d[1], d[0]], dtype=np.float32)
-    if inv:
-        return cv2.getAffineTransform(dst, src)
-    return cv2.getAffineTransform(src, dst)
-
-
-def _to_three_channels(img: np.ndarray, name: str) -> np.ndarray:
-    """(H, W) / (H, W, 1) -> (H, W, 3) replicated; (H, W, 4) -> drop alpha; else 3 as is."""
-    if img.ndim == 2:
-        img = img[..., None]
-    if img.shape[0] == 0 or img.shape[1] == 0:
-        raise ValueError(f'LogoCapResize: image {name} is empty, shape {img.shape}')
-    c = img.shape[2]
-    if c == 1:
-        return np.ascontiguousarray(np.repeat(img, 3, axis=2))
-    if c == 4:
-        return np.ascontiguousarray(img[..., :3])
-    if c != 3:
-        raise ValueError(f'LogoCapResize: image {name} has {c} channels; expected 1 '
-                         '(grayscale), 3 (colour) or 4 (with alpha)')
-    return img
 
 
 @TRANSFORMS.register_module()
@@ -199,8 +91,8 @@ class LogoCapResize(BaseTransform):
                 or size_factor <= 0:
             raise ValueError(
                 f'LogoCapResize: size_factor must be a positive int, got {size_factor!r}')
-        if round_mode not in _ROUND_MODES:
-            raise ValueError(f'LogoCapResize: round_mode must be one of {_ROUND_MODES}, '
+        if round_mode not in ROUND_MODES:
+            raise ValueError(f'LogoCapResize: round_mode must be one of {ROUND_MODES}, '
                              f'got {round_mode!r}')
         if resize_mode != 'expand':
             raise ValueError("LogoCapResize: resize_mode must be 'expand' (short side to "
@@ -236,41 +128,29 @@ class LogoCapResize(BaseTransform):
             raise ValueError('LogoCapResize: results["img"] must be an (H, W[, C]) numpy array, '
                              f'got {type(img).__name__}')
         name = results.get('img_path') or '<array>'
-        img = to_network_dtype(_to_three_channels(img, name), name)
         h, w = img.shape[:2]
-        size_wh, center, scale = reference_resize_params(
-            (w, h), self.input_size, self.size_factor, self.round_mode)
-        if max(size_wh) > self.max_long_side:
-            need = size_wh
-            size_wh, center, scale = fit_long_side_params(
-                (w, h), self.max_long_side, self.size_factor)
-            if not self._warned_fit:
-                self._warned_fit = True
-                warnings.warn(
-                    f'LogoCapResize: image {name} is {w}x{h} (w x h); its short side at '
-                    f'{self.input_size} would need a {need[0]}x{need[1]} canvas, above '
-                    f'max_long_side={self.max_long_side}: using a {size_wh[0]}x{size_wh[1]} '
-                    'canvas (long side fitted, short side below input_size; accuracy may '
-                    'drop). Shown once per pipeline.', UserWarning, stacklevel=2)
-        if min(size_wh) < self.min_side:
-            raise ValueError(
-                f'LogoCapResize: image {name} is {w}x{h} (w x h); its input canvas would be '
-                f'{size_wh[0]}x{size_wh[1]}, a side below the network stride '
-                f'(min_side={self.min_side}); crop or pad the image')
-        warp_mat = reference_warp_matrix(center, scale, size_wh)
-        pad = self.pad_val
-        if isinstance(pad, (tuple, list)):
-            pad = tuple(float(v) for v in pad)
-        results['img'] = cv2.warpAffine(
-            img, warp_mat, size_wh, flags=cv2.INTER_LINEAR,
-            borderMode=cv2.BORDER_CONSTANT, borderValue=pad)
-        w_i, h_i = size_wh
-        src_w = scale[0] * 200.0
+
+        def warn_fit(need, size_wh):
+            if self._warned_fit:
+                return
+            self._warned_fit = True
+            warnings.warn(
+                f'LogoCapResize: image {name} is {w}x{h} (w x h); its short side at '
+                f'{self.input_size} would need a {need[0]}x{need[1]} canvas, above '
+                f'max_long_side={self.max_long_side}: using a {size_wh[0]}x{size_wh[1]} '
+                'canvas (long side fitted, short side below input_size; accuracy may '
+                'drop). Shown once per pipeline.', UserWarning, stacklevel=3)
+
+        canvas, meta, _ = resize_to_canvas(
+            img, self.input_size, self.size_factor, self.round_mode, self.max_long_side,
+            self.min_side, self.pad_val, name, on_fit=warn_fit)
+        results['img'] = canvas
+        w_i, h_i = meta['input_size']
         results['img_shape'] = (h_i, w_i)
         results['input_size'] = (w_i, h_i)
-        results['input_center'] = center.astype(np.float32)
-        results['input_scale'] = np.array([src_w, src_w * h_i / w_i], dtype=np.float32)
-        results['warp_mat'] = warp_mat
+        results['input_center'] = meta['input_center']
+        results['input_scale'] = meta['input_scale']
+        results['warp_mat'] = meta['warp_mat']
         results['aug_scale'] = None
         return results
 

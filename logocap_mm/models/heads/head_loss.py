@@ -19,7 +19,7 @@ from torch import Tensor
 
 from logocap_mm.models.utils.matching import pad_ground_truth
 
-__all__ = ['LogoCapLossMixin']
+__all__ = ['HeadLossMixin']
 
 
 def _fp32_region(t: Tensor):
@@ -46,7 +46,7 @@ def _compact(mask: Tensor) -> Tuple[Tensor, Tensor]:
 
 
 
-class LogoCapLossMixin:
+class HeadLossMixin:
     """``loss`` of :class:`LogoCapHead`: heatmap, offset, OKS-kernel (KAM) and refined
     heatmap terms. Uses the head's ``forward``, ``pose_decoder.initial_poses``,
     ``local_adaptation`` (KEMs, matching, CMP) and ``global_adaptation`` (windows, response).

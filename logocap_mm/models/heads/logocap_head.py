@@ -22,7 +22,7 @@ from logocap_mm.models.adaptation import (LogoCapDecoder, LogoCapGlobalAdaptatio
                                           LogoCapLocalAdaptation)
 from logocap_mm.models.precision import current_plan, prepare_module
 from .head_flip import FLIP_MODES, flip_merge, shift_aligned  # noqa: F401
-from .head_loss import LogoCapLossMixin
+from .head_loss import HeadLossMixin
 from .meta_checks import check_flip_indices, config_flip_indices
 from .test_options import TEST_CFG_KEYS, resolve_adaptation  # noqa: F401
 
@@ -67,7 +67,7 @@ def _load_sigmas(sigmas, meta, num_keypoints):
 
 
 @MODELS.register_module()
-class LogoCapHead(LogoCapLossMixin, BaseHead):
+class LogoCapHead(HeadLossMixin, BaseHead):
     """LOGO-CAP head.
 
     Three parallel 1x1 branches on one feature map ``feat`` (B, C, h, w):

@@ -1,0 +1,255 @@
+"""End-to-end ONNX export of the converted fixture model and the torch-free runtime.
+
+The fixture folder's reference weights go through the converter (as in test_parity.py), the
+model is exported at the config's test size for each adaptation level, and ONNX Runtime
+(``LogoCapONNX``) must give the PyTorch ``LogoCapPoseEstimator``'s poses on every bundled
+image: the same number of poses, keypoints within 1e-2 px in the original image, keypoint
+and pose scores within 1e-4. The runtime also runs in a subprocess in which torch, mmcv,
+mmengine and mmpose cannot be imported.
+"""
+import glob
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import logocap_mm  # noqa: F401  (registers the LogoCap* modules)
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+IMAGES = sorted(glob.glob(osp.join(ROOT, 'tests', 'data', '*', '*.jpg')))
+LEVELS = ('full', 'partial', 'none')
+KPT_TOL, SCORE_TOL = 1e-2, 1e-4
+
+
+def _need(mod):
+    try:
+        __import__(mod)
+    except ImportError:
+        msg = f'{mod} is not installed (tools/install_env.sh installs it)'
+        if os.environ.get('CI'):
+            pytest.fail(msg)
+        pytest.skip(msg)
+
+
+@pytest.fixture(scope='module')
+def conv(fixture_dir, fixture_file, tmp_path_factory):
+    """The fixture's weights converted by the converter, built in eval mode, + its config."""
+    for m in ('onnx', 'onnxruntime', 'onnxscript'):
+        _need(m)
+    fixture_file('ref_model.pth', 'ONNX export')
+    fixture_file('ref_config_full.yaml', 'ONNX export')
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from mmpose.registry import MODELS
+
+    from logocap_mm.convert import convert_checkpoint
+    init_default_scope('mmpose')
+    tmp = tmp_path_factory.mktemp('deploy')
+    convert_checkpoint(osp.join(fixture_dir, 'ref_model.pth'), str(tmp / 'ckpt.pth'),
+                       ref_config=osp.join(fixture_dir, 'ref_config_full.yaml'),
+                       out_config=str(tmp / 'cfg.py'))
+    cfg = Config.fromfile(str(tmp / 'cfg.py'))
+    model = MODELS.build(cfg.model)
+    ck = torch.load(str(tmp / 'ckpt.pth'), map_location='cpu', weights_only=True)
+    model.load_state_dict(ck['state_dict'], strict=True)
+    model.eval()
+    model.dataset_meta = ck['meta']['dataset_meta']
+    return dict(model=model, cfg=cfg, tmp=tmp, ckpt=str(tmp / 'ckpt.pth'),
+                cfg_path=str(tmp / 'cfg.py'), exports={})
+
+
+def _export(conv, level):
+    from logocap_mm.deploy.export import export_model
+    if level not in conv['exports']:
+        out = str(conv['tmp'] / f'logocap_{level}.onnx')
+        res = export_model(conv['model'], conv['cfg'], out, adaptation=level)
+        assert res['metadata']['adaptation'] == level and osp.isfile(out)
+        conv['exports'][level] = out
+    return conv['exports'][level]
+
+
+def _torch_predict(conv, img, level):
+    from mmengine.dataset import Compose, pseudo_collate
+    model = conv['model']
+    pipe = Compose(conv['cfg'].test_dataloader.dataset.pipeline)
+    meta = model.dataset_meta
+    old = dict(model.test_cfg)
+    data = dict(img=img) if isinstance(img, np.ndarray) else dict(img_path=img)
+    data.update(flip_indices=meta['flip_indices'])
+    try:
+        model.test_cfg = dict(old, adaptation=level)
+        with torch.no_grad():
+            ds = model.test_step(pseudo_collate([pipe(data)]))[0]
+    finally:
+        model.test_cfg = old
+    return ds.pred_instances
+
+
+def _compare(name, inst, pi):
+    K = pi.keypoints.shape[1] if len(pi.keypoints) else 0
+    assert len(inst) == len(pi.keypoints), f'{name}: {len(inst)} ORT poses vs {len(pi.keypoints)}'
+    if not inst:
+        return 0., 0.
+    kp = np.array([i['keypoints'] for i in inst]).reshape(-1, K, 2)
+    ks = np.array([i['keypoint_scores'] for i in inst]).reshape(-1, K)
+    bs = np.array([i['bbox_score'] for i in inst])
+    box = np.array([i['bbox'][0] for i in inst])
+    dk = float(np.abs(kp - pi.keypoints).max())
+    ds = float(max(np.abs(ks - pi.keypoint_scores).max(), np.abs(bs - pi.bbox_scores).max()))
+    print(f'{name}: {len(inst)} poses, max |dxy| {dk:.2e} px, max |dscore| {ds:.2e}')
+    assert dk <= KPT_TOL, f'{name}: keypoints differ by {dk:.3g} px'
+    assert float(np.abs(box - pi.bboxes).max()) <= KPT_TOL, f'{name}: boxes'
+    assert ds <= SCORE_TOL, f'{name}: scores differ by {ds:.3g}'
+    return dk, ds
+
+
+@pytest.mark.parametrize('level', LEVELS)
+def test_ort_equals_pytorch_on_bundled_images(conv, level):
+    from logocap_mm.deploy import LogoCapONNX
+    path = _export(conv, level)
+    rt = LogoCapONNX(path)
+    assert rt.meta['adaptation'] == level and rt.meta['flip_test'] is True
+    assert rt.meta['flip_indices'] == list(conv['model'].dataset_meta['flip_indices'])
+    assert IMAGES
+    total = 0
+    for img in IMAGES:
+        inst = rt(img)
+        _compare(f'{osp.basename(img)} {level}', inst, _torch_predict(conv, img, level))
+        total += len(inst)
+    assert total > 0
+    # an empty (uniform) image is normal input: no people, like the PyTorch model
+    black = np.zeros((240, 320, 3), np.uint8)
+    assert rt(black) == []
+    assert len(_torch_predict(conv, black, level).keypoints) == 0
+
+
+def test_ort_matches_reference_final_poses(conv, fixture_image, require):
+    """The fixture's reference final poses (O frame), 'none' and 'partial' levels (no top-2
+    near-ties), at the fixture file's own test size."""
+    from logocap_mm.deploy import LogoCapONNX
+    path, size = fixture_image
+    if size != conv['cfg'].test_dataloader.dataset.pipeline[1]['input_size']:
+        pytest.skip(f'{osp.basename(path)} is at test size {size}; the export is at the '
+                    "config's size")
+    for lv in ('none', 'partial'):
+        require(path, ('file_name', f'final_{lv}', f'final_scores_{lv}'), f'final ({lv})')
+        z = np.load(path)
+        img = glob.glob(osp.join(ROOT, 'tests', 'data', '**', str(z['file_name'])),
+                        recursive=True)
+        if not img:
+            pytest.skip(f'image {z["file_name"]} is not under tests/data')
+        inst = LogoCapONNX(_export(conv, lv))(img[0])
+        ref = z[f'final_{lv}']
+        assert len(inst) == len(ref), f'{lv}: {len(inst)} poses vs reference {len(ref)}'
+        kp = np.array([i['keypoints'] for i in inst])
+        ks = np.array([i['keypoint_scores'] for i in inst])
+        dk, ds = np.abs(kp - ref[..., :2]).max(), np.abs(ks - ref[..., 2]).max()
+        db = np.abs(np.array([i['bbox_score'] for i in inst]) - z[f'final_scores_{lv}']).max()
+        print(f'{osp.basename(path)} {lv} vs reference: |dxy| {dk:.2e} |dscore| {ds:.2e}')
+        assert dk <= KPT_TOL and max(ds, db) <= SCORE_TOL
+
+
+BLOCKER = r'''
+import runpy, sys
+BLOCKED = ('torch', 'mmcv', 'mmengine', 'mmpose', 'torchvision')
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in BLOCKED:
+            raise ImportError(f'{name} is blocked in this test')
+        return None
+sys.meta_path.insert(0, Block())
+sys.argv = ['onnx_infer.py'] + sys.argv[1:]
+try:
+    runpy.run_path(%r, run_name='__main__')
+finally:
+    heavy = [m for m in sys.modules if m.split('.')[0] in BLOCKED]
+    assert not heavy, heavy
+'''
+
+
+def test_runtime_cli_without_torch(conv, tmp_path):
+    """tools/deploy/onnx_infer.py with torch/mmcv/mmengine/mmpose unimportable: the JSON
+    equals the in-process runtime's, drawings are written, inputs are never overwritten."""
+    from logocap_mm.deploy import LogoCapONNX
+    path = _export(conv, 'none')
+    imgs = IMAGES[:2]
+    out = tmp_path / 'out'
+    script = BLOCKER % osp.join(ROOT, 'tools', 'deploy', 'onnx_infer.py')
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    r = subprocess.run([sys.executable, '-c', script, path, *imgs, '--out-dir', str(out),
+                        '--threads', '2'], capture_output=True, text=True, env=env,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    rt = LogoCapONNX(path)
+    for img in imgs:
+        stem = osp.splitext(osp.basename(img))[0]
+        with open(out / f'{stem}.json') as f:
+            got = json.load(f)
+        assert got == json.loads(json.dumps(rt(img))) and len(got) > 0
+        assert (out / f'{stem}.jpg').stat().st_size > 0
+    # an output that would land on an input is refused
+    r = subprocess.run([sys.executable, '-c', script, path, str(out / (stem + '.jpg')),
+                        '--out-dir', str(out)], capture_output=True, text=True, env=env,
+                       timeout=300)
+    assert r.returncode == 2 and 'would overwrite an input' in r.stderr
+
+
+def test_file_without_metadata_is_refused(conv, tmp_path):
+    import onnx
+
+    from logocap_mm.deploy import LogoCapONNX
+    m = onnx.load(_export(conv, 'none'))
+    del m.metadata_props[:]
+    onnx.save(m, str(tmp_path / 'stripped.onnx'))
+    with pytest.raises(ValueError, match='not a logocap_mm ONNX export'):
+        LogoCapONNX(str(tmp_path / 'stripped.onnx'))
+
+
+def test_unsupported_settings_are_refused(conv, tmp_path):
+    from logocap_mm.deploy.export import export_model
+    model, cfg = conv['model'], conv['cfg']
+    out = str(tmp_path / 'x.onnx')
+    with pytest.raises(ValueError, match='supports batch size 1'):
+        export_model(model, cfg, out, batch_size=2)
+    with pytest.raises(ValueError, match='supports a single scale'):
+        export_model(model, cfg, out, scales=[0.5, 1.0, 2.0])
+    old = dict(model.test_cfg)
+    try:
+        model.test_cfg = dict(old, multiscale_test=True)
+        with pytest.raises(ValueError, match='supports a single scale'):
+            export_model(model, cfg, out)
+    finally:
+        model.test_cfg = old
+    with pytest.raises(ValueError, match='opset must be an int >= 17'):
+        export_model(model, cfg, out, opset=13)
+    assert not osp.exists(out)
+    # the command line says the same, before loading anything
+    r = subprocess.run([sys.executable, osp.join(ROOT, 'tools', 'deploy', 'export_onnx.py'),
+                        conv['cfg_path'], conv['ckpt'], '--out', out, '--batch-size', '4'],
+                       capture_output=True, text=True, timeout=300,
+                       env=dict(os.environ, PYTHONPATH=ROOT))
+    assert r.returncode == 2 and 'supports batch size 1' in r.stderr
+
+
+def test_padded_slots_graph_gives_the_same_poses(conv, tmp_path):
+    """``trim_slots=False`` (every stage on all 30 slots, no data-dependent shapes) gives
+    the same poses as the default graph (local adaptation on the valid slots only)."""
+    from logocap_mm.deploy import LogoCapONNX
+    from logocap_mm.deploy.export import export_model
+    out = str(tmp_path / 'padded.onnx')
+    export_model(conv['model'], conv['cfg'], out, adaptation='partial', trim_slots=False)
+    a, b = LogoCapONNX(out), LogoCapONNX(_export(conv, 'partial'))
+    assert a.meta['trim_slots'] is False and b.meta['trim_slots'] is True
+    for img in IMAGES[:3]:
+        pa, pb = a(img), b(img)
+        assert len(pa) == len(pb) > 0
+        np.testing.assert_allclose(np.array([p['keypoints'] for p in pa]),
+                                   np.array([p['keypoints'] for p in pb]), rtol=0, atol=1e-4)
+        np.testing.assert_allclose(np.array([p['keypoint_scores'] for p in pa]),
+                                   np.array([p['keypoint_scores'] for p in pb]), rtol=0,
+                                   atol=1e-6)

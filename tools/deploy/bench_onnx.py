@@ -1,0 +1,240 @@
+"""ONNX Runtime (CPU) against the PyTorch model (default settings, fp32), per image.
+
+    python tools/deploy/bench_onnx.py [CONFIG] [--checkpoint CKPT] [--input-size 512]
+        [--threads 2] [--persons 1 30] [--repeats 5] [--out bench_onnx.json]
+
+One run: builds the model (random weights unless ``--checkpoint``; speed does not depend on
+them), exports it (``export_model``, timed), then times on one ``S x S`` canvas, flip test on:
+
+* PyTorch: backbone + heads (image and mirror as one batch) + flip merge, then the decoder
+  (fast global path, slots trimmed to the valid centres) on a synthetic scene of exactly N
+  people swapped in for the heatmaps and offsets (as ``tools/benchmark.py`` does);
+* ONNX Runtime: the whole graph (network, flip, decoder) and the numpy pose NMS / people cap
+  on its outputs. The graph decodes the network's own centre map, so N is set through the
+  centre channel (constant 0: one valid slot; constant 1: all 30), one export per N.
+
+Both with the same number of intra-op threads, run alternately repeat by repeat (same load);
+the ratio is of the minima. Also: the runtime's cold start (a fresh
+process in which torch, mmcv, mmengine and mmpose cannot be imported, as on a deployment
+machine: imports and session creation, then the first image) and the export time. Preprocessing (the
+canvas warp, identical code on both sides) is not in the per-image times.
+"""
+import argparse
+import copy
+import importlib.util
+import json
+import os
+import os.path as osp
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    p.add_argument('config', nargs='?', default=osp.join(ROOT, 'configs/logocap/w32_coco.py'))
+    p.add_argument('--checkpoint', default=None)
+    p.add_argument('--input-size', type=int, default=512)
+    p.add_argument('--threads', type=int, default=2)
+    p.add_argument('--persons', type=int, nargs='+', default=[1, 30])
+    p.add_argument('--repeats', type=int, default=5)
+    p.add_argument('--adaptation', default='full', choices=('full', 'partial', 'none'))
+    p.add_argument('--onnx', default=None, help='where to write the exported file '
+                   '(default: a temporary file, removed afterwards)')
+    p.add_argument('--out', default=None, help='JSON results file')
+    return p.parse_args(argv)
+
+
+def _strip_pretrained(cfg):
+    if isinstance(cfg, dict):
+        if isinstance(cfg.get('init_cfg'), dict) and cfg['init_cfg'].get('type') == 'Pretrained':
+            cfg.pop('init_cfg')
+        for v in cfg.values():
+            _strip_pretrained(v)
+    elif isinstance(cfg, (list, tuple)):
+        for v in cfg:
+            _strip_pretrained(v)
+
+
+def _synthetic_scene():
+    """``synthetic_scene`` of the benchmark (package module if present, else the tool)."""
+    try:
+        from logocap_mm.benchmark import synthetic_scene  # noqa: F401
+        return synthetic_scene
+    except ImportError:
+        spec = importlib.util.spec_from_file_location(
+            '_logocap_benchmark', osp.join(ROOT, 'tools', 'benchmark.py'))
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        return mod.synthetic_scene
+
+
+def _timeit_pair(fa, fb, repeats):
+    """Median and minimum of ``fa`` and ``fb``, run alternately (after one warm-up each) so
+    that both see the same machine load."""
+    fa(), fb()
+    ta, tb = [], []
+    for _ in range(repeats):
+        for f, ts in ((fa, ta), (fb, tb)):
+            t = time.perf_counter()
+            f()
+            ts.append(time.perf_counter() - t)
+    return [dict(median_ms=1e3 * statistics.median(ts), min_ms=1e3 * min(ts))
+            for ts in (ta, tb)]
+
+
+def _decode(head, hm, off, emb, canvas):
+    dec = head.pose_decoder
+    if hasattr(dec, 'decode'):
+        return dec.decode(hm, off, emb, canvas_hw=canvas)[0]
+    return dec(hm, off, emb, head.cmp, canvas_hw=canvas)
+
+
+# a fresh process as on a deployment machine: torch, mmcv, mmengine, mmpose not importable
+COLD = r'''
+import sys, time
+t0 = time.perf_counter()
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in ('torch', 'mmcv', 'mmengine', 'mmpose', 'torchvision'):
+            raise ImportError(name)
+sys.meta_path.insert(0, Block())
+from logocap_mm.deploy import LogoCapONNX
+import numpy as np
+m = LogoCapONNX(sys.argv[1], num_threads=int(sys.argv[2]))
+t1 = time.perf_counter()
+m(np.zeros((int(sys.argv[3]), int(sys.argv[3]), 3), np.uint8))
+t2 = time.perf_counter()
+print(t1 - t0, t2 - t1)
+'''
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    import numpy as np
+    import torch
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from mmpose.registry import MODELS
+
+    import logocap_mm  # noqa: F401
+    from logocap_mm.deploy import LogoCapONNX, finalize, to_instances
+    from logocap_mm.deploy.export import export_model
+    torch.set_num_threads(args.threads)
+    init_default_scope('mmpose')
+    cfg = Config.fromfile(args.config)
+    _strip_pretrained(cfg.model)
+    torch.manual_seed(0)
+    mcfg = copy.deepcopy(cfg.model)
+    mcfg.test_cfg = dict(mcfg.get('test_cfg', {}), flip_test=True, adaptation=args.adaptation)
+    model = MODELS.build(mcfg)
+    if args.checkpoint:
+        from mmengine.runner import load_checkpoint
+        load_checkpoint(model, args.checkpoint, map_location='cpu')
+    else:
+        import logging
+
+        from mmengine.logging import MMLogger
+        logger = MMLogger.get_current_instance()
+        level = logger.level
+        logger.setLevel(logging.WARNING)  # no per-parameter init log
+        try:
+            model.init_weights()
+        finally:
+            logger.setLevel(level)
+    model.eval()
+    head = model.head
+    flip_idx = head.config_flip_indices or list(range(head.num_keypoints))
+    model.dataset_meta = dict(flip_indices=flip_idx, num_keypoints=head.num_keypoints)
+
+    tmpdir = tempfile.mkdtemp(prefix='logocap_bench_')
+    S = args.input_size
+    out = dict(config=args.config, input_size=S, threads=args.threads, flip=True,
+               adaptation=args.adaptation, torch=torch.__version__,
+               load_before=os.getloadavg(), cpus=os.cpu_count())
+    import onnxruntime as ort
+    out['onnxruntime'] = ort.__version__
+    x = torch.randn(1, 3, S, S, generator=torch.Generator().manual_seed(0))
+    xn = x.numpy()
+    scene_fn = _synthetic_scene()
+    cmeta = dict(input_size=(S, S), input_center=np.float32([S / 2, S / 2]),
+                 input_scale=np.float32([S, S]))
+    K = head.num_keypoints
+    rows, paths = [], []
+    for n in args.persons:
+        # the ONNX graph runs on the network's own centre map: a constant centre channel
+        # gives exactly n valid slots (0 -> only the first slot, 1 -> every top-k peak)
+        if n not in (1, head.pose_decoder.topk):
+            raise ValueError(f'--persons: the ONNX side supports 1 and '
+                             f'{head.pose_decoder.topk}, got {n}')
+        with torch.no_grad():
+            head.heatmap_final.weight[K].zero_()
+            head.heatmap_final.bias[K] = 0. if n == 1 else 1.
+        path = args.onnx or osp.join(tmpdir, f'model_{n}.onnx')
+        res = export_model(model, cfg, path, input_size=S)
+        out.setdefault('export_s', res['seconds'])
+        out['onnx_mb'] = osp.getsize(path) / 2 ** 20
+        paths.append(path)
+        rt = LogoCapONNX(path, num_threads=args.threads)
+        o = rt.run(xn)
+
+        def ort_image():
+            o = rt.run(xn)
+            to_instances(finalize(o['keypoints'], o['keypoint_scores'], o['scores'],
+                                  o['valid'], rt.meta), cmeta)
+
+        with torch.no_grad():
+            hm, off, emb = model.head.flip_merge(*_flip_pair(model, x), flip_idx)
+            sc = scene_fn(1, n, hm.shape[-2:], K, seed=0)
+            hm_n, off_n = sc['heatmaps'].to(hm), sc['offsets'].to(off)
+
+            def torch_image():
+                _, _, e2 = model.head.flip_merge(*_flip_pair(model, x), flip_idx)
+                head._to_instances(_decode(head, hm_n, off_n, e2, [(S, S)])[0])
+
+            found = len(_decode(head, hm_n, off_n, emb, [(S, S)])[0]['scores'])
+            t_pt, t_ort = _timeit_pair(torch_image, ort_image, args.repeats)
+        rows.append(dict(persons=n, torch_poses=found, ort_valid=int(o['valid'].sum()),
+                         torch=t_pt, ort=t_ort, ratio=t_ort['min_ms'] / t_pt['min_ms']))
+        print(f'N={n}: PyTorch {t_pt["min_ms"]:.0f} ms, ORT {t_ort["min_ms"]:.0f} ms '
+              f'(x{rows[-1]["ratio"]:.2f}, min of {args.repeats})', flush=True)
+    path = paths[-1]
+    out['rows'] = rows
+    cold = subprocess.run([sys.executable, '-c', COLD, path, str(args.threads), str(S)],
+                          capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=ROOT))
+    if cold.returncode == 0:
+        load_s, first_s = (float(v) for v in cold.stdout.split()[-2:])
+        out['cold_start'] = dict(import_and_session_s=load_s, first_image_s=first_s)
+    out['load_after'] = os.getloadavg()
+    if not args.onnx:
+        for p in paths:
+            os.remove(p)
+        os.rmdir(tmpdir)
+    text = json.dumps(out, indent=2)
+    print(text)
+    if args.out:
+        fd, tmp = tempfile.mkstemp(dir=osp.dirname(osp.abspath(args.out)) or '.')
+        with os.fdopen(fd, 'w') as f:
+            f.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, args.out)
+    return 0
+
+
+def _flip_pair(model, x):
+    """The network on the image and its mirror as one batch -> the flip_merge arguments."""
+    import torch
+    hm, off, emb = model.head.forward(model.extract_feat(torch.cat([x, x.flip(-1)])))
+    return (hm[:1], off[:1], emb[:1]), (hm[1:], off[1:])
+
+
+if __name__ == '__main__':
+    sys.exit(main())

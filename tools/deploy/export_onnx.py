@@ -1,0 +1,60 @@
+"""Export a LOGO-CAP model (network, flip test and decoder) as one ONNX graph.
+
+    python tools/deploy/export_onnx.py CONFIG CHECKPOINT --out FILE.onnx [--input-size S]
+        [--no-flip] [--adaptation full|partial|none] [--opset N]
+
+The graph takes the normalised input canvas (1, 3, H, W) (H, W dynamic multiples of 64) and
+returns padded poses in the canvas (keypoints (T, K, 2), keypoint_scores (T, K), scores (T,),
+valid (T,), T = 30); the model's facts (keypoints, flip pairs, sigmas, input size,
+normalisation, adaptation level, plugin version) are stored in the file's metadata for
+``tools/deploy/onnx_infer.py``. Batch 1 and one scale only.
+"""
+import argparse
+import os.path as osp
+import sys
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    p.add_argument('config')
+    p.add_argument('checkpoint')
+    p.add_argument('--out', required=True, help='the .onnx file to write')
+    p.add_argument('--input-size', type=int, default=None,
+                   help="canvas short side S (default: the config's LogoCapResize)")
+    p.add_argument('--no-flip', action='store_true', help='export without the flip test')
+    p.add_argument('--adaptation', choices=('full', 'partial', 'none'), default=None,
+                   help="adaptation level (default: the config's)")
+    p.add_argument('--opset', type=int, default=18, help='ONNX opset (>= 17)')
+    p.add_argument('--padded-slots', action='store_true',
+                   help='run the local adaptation on all 30 slots (a graph without '
+                   'data-dependent shapes, e.g. for runtimes without them); default: on the '
+                   'valid slots only')
+    p.add_argument('--batch-size', type=int, default=1, help='only 1 is supported')
+    p.add_argument('--scales', type=float, nargs='+', default=None,
+                   help='test scales; only a single scale (1) is supported')
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    from logocap_mm.deploy.export import export_onnx
+    res = export_onnx(args.config, args.checkpoint, args.out, input_size=args.input_size,
+                      flip=False if args.no_flip else None, adaptation=args.adaptation,
+                      opset=args.opset, batch_size=args.batch_size, scales=args.scales,
+                      trim_slots=not args.padded_slots)
+    m = res['metadata']
+    print(f'wrote {res["path"]} in {res["seconds"]:.1f} s (K={m["num_keypoints"]}, '
+          f'S={m["input_size"]}, adaptation={m["adaptation"]}, flip={m["flip_test"]})')
+    return 0
+
+
+if __name__ == '__main__':
+    try:
+        sys.exit(main())
+    except ValueError as e:
+        print(f'error: {e}', file=sys.stderr)
+        sys.exit(2)
