@@ -96,9 +96,12 @@ def test_layouts_give_the_same_poses(conv, name, level, device):
     assert len(p0.keypoints) > 0
     for fmt in ('channels_last', 'auto'):
         out = _predict(model, batch, device, memory_format=fmt, adaptation=level)
-        # 'auto' is channels_last on CPU: the modules were converted (once) in place
-        assert model.backbone.__dict__['_logocap_channels_last'] is True
-        assert model.backbone.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+        # channels_last: the modules were converted (once) in place; 'auto' keeps today's
+        # contiguous layout (and so converts them back)
+        cl = fmt == 'channels_last'
+        assert model.backbone.__dict__['_logocap_channels_last'] is cl
+        assert model.backbone.conv1.weight.is_contiguous(memory_format=torch.channels_last) \
+            is cl
         p = out.pred_instances
         assert len(p.keypoints) == len(p0.keypoints), f'{fmt}: number of poses'
         np.testing.assert_allclose(p.keypoints, p0.keypoints, rtol=0, atol=1e-2)
@@ -108,8 +111,9 @@ def test_layouts_give_the_same_poses(conv, name, level, device):
         assert hm.dtype == torch.float32 and hm.is_contiguous()
 
 
-def test_auto_is_channels_last_on_cpu_and_contiguous_elsewhere():
-    assert resolve_plan({}, torch.device('cpu')) == NetworkPlan('cpu', None, True)
+def test_auto_keeps_the_contiguous_layout():
+    assert resolve_plan({}, torch.device('cpu')) == NetworkPlan('cpu', None, False)
+    assert resolve_plan(dict(memory_format='channels_last'), 'cpu').channels_last is True
     assert resolve_plan(dict(memory_format='contiguous'), 'cpu').channels_last is False
     assert resolve_plan(dict(precision='bf16'), 'cpu').dtype is torch.bfloat16
     assert resolve_plan({}, 'meta').channels_last is False  # no autocast there: fp32 is fine
