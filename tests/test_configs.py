@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from logocap_mm.testing import REPO_ROOT as ROOT
 CFG_DIR = osp.join(ROOT, 'configs', 'logocap')
 DATA = osp.join(ROOT, 'tests', 'data')
 SHIPPED = sorted(osp.basename(p) for p in glob.glob(osp.join(CFG_DIR, '*.py')))

@@ -1,7 +1,6 @@
 """Packaging: registration through custom_imports, mmcv-lite stand-in, safe checkpoints."""
 import inspect
 import os
-import os.path as osp
 import pickle
 import pkgutil
 import subprocess
@@ -12,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from logocap_mm.testing import REPO_ROOT as ROOT
 
 
 def _run(code, **kw):

@@ -1,6 +1,5 @@
 """Weights-only checkpoint loading: the allow-list exists only while a checkpoint loads, numpy
 object / structured dtypes are refused, and loaded HistoryBuffer state cannot change the class."""
-import os.path as osp
 import pickle
 import subprocess
 import sys
@@ -14,7 +13,7 @@ import logocap_mm  # noqa: F401
 from mmengine.logging.history_buffer import HistoryBuffer
 from mmengine.runner.checkpoint import _load_checkpoint
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from logocap_mm.testing import REPO_ROOT as ROOT
 
 
 def _run(code):

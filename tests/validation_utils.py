@@ -7,32 +7,23 @@ import numpy as np
 import torch
 
 import logocap_mm  # noqa: F401  (first: the mmcv._ext stand-in before mmpose.apis)
+from logocap_mm.testing import COCO_DATA as COCO
+from logocap_mm.testing import REPO_ROOT as ROOT  # noqa: F401  (used by importers)
+from logocap_mm.testing import TEST_TINY_CONFIG as TINY
+from logocap_mm.testing import build_tiny_model, tiny_config
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-TINY = osp.join(ROOT, 'tests', 'configs', 'tiny_coco.py')
-COCO = osp.join(ROOT, 'tests', 'data', 'coco')
 K = 17
 
 
 def load_cfg():
-    from mmengine.config import Config
-    from mmengine.registry import init_default_scope
-    init_default_scope('mmpose')
-    c = Config.fromfile(TINY)
-    for dl in ('train_dataloader', 'test_dataloader'):
-        c[dl].dataset.data_root = COCO + '/'
+    c = tiny_config(TINY, COCO)
     c.test_evaluator.ann_file = osp.join(COCO, 'test_coco.json')
     c.model.backbone.pop('init_cfg', None)
     return c
 
 
 def build_model(cfg, **test_cfg):
-    from mmpose.registry import MODELS
-    torch.manual_seed(0)
-    mcfg = copy.deepcopy(cfg.model)
-    mcfg.test_cfg.update(test_cfg)
-    model = MODELS.build(mcfg)
-    model.init_weights()
+    model = build_tiny_model(cfg, **test_cfg)
     with torch.no_grad():  # centres above threshold: people are decoded
         model.head.heatmap_final.bias[-1] = 2.
     return model.eval()

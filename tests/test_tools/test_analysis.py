@@ -1,6 +1,5 @@
 """tools/analysis/kem_upper_bound.py: known answers of the KEM upper bound, the O -> I
 ground-truth mapping, and the CLI smoke path on tests/data/coco with a tiny random model."""
-import importlib.util
 import json
 import os.path as osp
 
@@ -8,20 +7,14 @@ import numpy as np
 import pytest
 import torch
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from logocap_mm.testing import REPO_ROOT as ROOT
+from logocap_mm.testing import load_tool
+
 COCO_SIGMAS = [.026, .025, .025, .035, .035, .079, .079, .072, .072, .062, .062, .107, .107,
                .087, .087, .089, .089]
 
 
-def _load_tool():
-    spec = importlib.util.spec_from_file_location(
-        'kem_upper_bound', osp.join(ROOT, 'tools', 'analysis', 'kem_upper_bound.py'))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-ub = _load_tool()
+ub = load_tool('tools/analysis/kem_upper_bound.py')
 
 
 def test_best_kem_poses_known_answer():

@@ -30,7 +30,7 @@ import logocap_mm  # noqa: F401  (registers the LogoCap* modules)
 from logocap_mm.convert import (arch_from_ref_config, convert_checkpoint, load_ref_config,
                                 make_override_config)
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))  # tests/<group>/<file>
 DATA = osp.join(ROOT, 'tests', 'data')
 LEVELS = ('full', 'partial', 'none')
 

@@ -12,8 +12,8 @@ import torch
 
 import logocap_mm  # noqa: F401
 from logocap_mm.convert import convert_checkpoint, load_ref_config, make_override_config
+from logocap_mm.testing import REPO_ROOT as ROOT
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TOOL = osp.join(ROOT, 'tools', 'convert_official_ckpt.py')
 BASE = osp.join(ROOT, 'configs', 'logocap', 'w32_coco.py')
 EVIL_NAME = 'exp.yaml\n__import__("pathlib").Path("pwned").touch()\n#'

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from logocap_mm.testing import REPO_ROOT as ROOT
 BIN = osp.dirname(sys.executable)
 TOOL = osp.join(ROOT, 'tools', 'convert_official_ckpt.py')
 COCO = osp.join(ROOT, 'tests', 'data', 'coco')

@@ -1,7 +1,7 @@
 """The torch-free ONNX runtime's own pieces: numpy pose NMS and people cap equal to the torch
 decoder's decisions, preprocessing equal to the MMPose test pipeline bit for bit, and clear
 errors for ONNX files that are not logocap_mm exports. (End-to-end equality with the
-PyTorch model: tests/test_deploy_export.py.)"""
+PyTorch model: tests/test_deploy/test_deploy_export.py.)"""
 import glob
 import os
 import os.path as osp
@@ -16,7 +16,7 @@ from logocap_mm.models.heads.logocap_decoder import LogoCapDecoder
 from logocap_mm.models.heads.logocap_head import COCO_SIGMAS
 from logocap_mm.models.utils.pose_nms import pose_nms as torch_pose_nms
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))  # tests/<group>/<file>
 try:
     import onnx
     import onnxruntime  # noqa: F401

@@ -7,37 +7,21 @@ import pytest
 import torch
 
 import logocap_mm  # noqa: F401
-from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
-from mmengine.registry import init_default_scope
 from mmpose.registry import DATASETS, MODELS
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-TINY = osp.join(ROOT, 'configs', 'logocap', 'tiny_coco_demo.py')
+from logocap_mm.testing import build_tiny_model as _model
+from logocap_mm.testing import tiny_config
 
 
 @pytest.fixture(scope='module')
 def cfg():
-    init_default_scope('mmpose')
-    c = Config.fromfile(TINY)
-    c.data_root = osp.join(ROOT, 'tests', 'data', 'coco') + '/'
-    for dl in ('train_dataloader', 'test_dataloader'):
-        c[dl].dataset.data_root = c.data_root
-    return c
+    return tiny_config()
 
 
 def _dataset(cfg, split):
     ds_cfg = copy.deepcopy(cfg[f'{split}_dataloader'].dataset)
     return DATASETS.build(ds_cfg)
-
-
-def _model(cfg, **test_cfg):
-    torch.manual_seed(0)
-    mcfg = copy.deepcopy(cfg.model)
-    mcfg.test_cfg.update(test_cfg)
-    model = MODELS.build(mcfg)
-    model.init_weights()
-    return model
 
 
 def _batch(ds, indices):

@@ -9,7 +9,7 @@ import pytest
 from logocap_mm.datasets.transforms import (LogoCapResize, reference_resize_params,
                                             reference_warp_matrix)
 
-DATA = osp.join(osp.dirname(osp.abspath(__file__)), 'data')
+DATA = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'data')  # tests/data
 
 
 def _find_image(file_name):

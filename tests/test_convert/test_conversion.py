@@ -13,9 +13,9 @@ from logocap_mm.convert import (ConversionError, W32_EXTRA, arch_from_ref_config
                                 hrnet_param_shapes, infer_head_cfg, infer_hrnet_extra,
                                 load_ref_config, make_override_config, map_reference_key,
                                 unwrap_state_dict)
+from logocap_mm.testing import REPO_ROOT as ROOT
 
 CMP = 'head.local_adaptation.cmp.layers.'  # converted CMP keys
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TOOL = osp.join(ROOT, 'tools', 'convert_official_ckpt.py')
 
 

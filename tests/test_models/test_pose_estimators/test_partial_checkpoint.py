@@ -1,35 +1,25 @@
 """A checkpoint without some of the model's tensors: accepted for fine-tuning, refused (with the
 missing names) for inference through load_checkpoint / init_model / MMPoseInferencer."""
 import copy
-import os.path as osp
 
 import numpy as np
 import pytest
 import torch
 
 import logocap_mm  # noqa: F401
-from mmengine.config import Config
-from mmengine.registry import init_default_scope
+from logocap_mm.testing import build_tiny_model, tiny_config, tiny_data_samples
 from mmengine.runner.checkpoint import load_checkpoint
-from mmpose.registry import MODELS
-
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-TINY = osp.join(ROOT, 'configs', 'logocap', 'tiny_coco_demo.py')
 
 
 @pytest.fixture(scope='module')
 def cfg():
-    init_default_scope('mmpose')
-    c = Config.fromfile(TINY)
+    c = tiny_config()
     c.model.test_cfg.flip_test = False
     return c
 
 
 def _build(cfg):
-    torch.manual_seed(0)
-    m = MODELS.build(copy.deepcopy(cfg.model))
-    m.init_weights()
-    return m
+    return build_tiny_model(cfg)
 
 
 def _save(tmp_path, sd, name):
@@ -39,12 +29,7 @@ def _save(tmp_path, sd, name):
 
 
 def _inputs(model):
-    from mmpose.structures import PoseDataSample
-    s = PoseDataSample(metainfo=dict(img_shape=(64, 64), ori_shape=(64, 64), input_size=(64, 64),
-                                     input_center=np.array([32., 32.]),
-                                     input_scale=np.array([64., 64.]),
-                                     flip_indices=list(range(17)), img_id=0, id=0))
-    return torch.zeros(1, 3, 64, 64), [s]
+    return tiny_data_samples(1, (64, 64))
 
 
 def test_missing_head_tensors_refused_at_inference(cfg, tmp_path):

@@ -3,24 +3,20 @@ setting elsewhere raises at build time instead of being silently overridden."""
 import copy
 import os.path as osp
 
-import numpy as np
 import pytest
 import torch
 
 import logocap_mm  # noqa: F401
+from logocap_mm.testing import REPO_ROOT, TEST_TINY_CONFIG, tiny_config, tiny_data_samples
 from mmengine.config import Config
-from mmengine.registry import init_default_scope
 from mmpose.registry import MODELS
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-TINY = osp.join(ROOT, 'tests', 'configs', 'tiny_coco.py')
-W32 = osp.join(ROOT, 'configs', 'logocap', 'w32_coco.py')
+W32 = osp.join(REPO_ROOT, 'configs', 'logocap', 'w32_coco.py')
 
 
 @pytest.fixture(scope='module')
 def cfg():
-    init_default_scope('mmpose')
-    return Config.fromfile(TINY)
+    return tiny_config(TEST_TINY_CONFIG, data_root=None)
 
 
 def _build(mcfg):
@@ -59,13 +55,8 @@ def test_test_cfg_adaptation_reaches_the_decoder(cfg, level):
     c = copy.deepcopy(cfg)
     c.merge_from_dict({'model.test_cfg.adaptation': level})
     model = _build(c.model).eval()
-    from mmpose.structures import PoseDataSample
-    ds = PoseDataSample(metainfo=dict(
-        input_size=(128, 128), input_center=np.array([64., 64.]),
-        input_scale=np.array([128., 128.]),
-        ori_shape=(128, 128), img_shape=(128, 128), flip_indices=list(range(17))))
     with torch.no_grad(), model.head.pose_decoder.tracing() as traces:
-        model.predict(torch.zeros(1, 3, 128, 128), [ds])
+        model.predict(*tiny_data_samples(1, (128, 128)))
     assert [t['level'] for t in traces] == [level]
     assert ('kams' in traces[0]) == (level != 'none')
 

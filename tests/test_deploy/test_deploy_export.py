@@ -20,7 +20,7 @@ import torch
 
 import logocap_mm  # noqa: F401  (registers the LogoCap* modules)
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))  # tests/<group>/<file>
 IMAGES = sorted(glob.glob(osp.join(ROOT, 'tests', 'data', '*', '*.jpg')))
 LEVELS = ('full', 'partial', 'none')
 KPT_TOL, SCORE_TOL = 1e-2, 1e-4

@@ -1,6 +1,5 @@
 """MMPoseInferencer and tools/demo.py with a checkpoint written by mmengine's Runner (tiny
 config, one CPU iteration), loaded with ``torch.load(weights_only=True)`` + the allow-list."""
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -9,18 +8,15 @@ import shutil
 import numpy as np
 import pytest
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from logocap_mm.testing import REPO_ROOT as ROOT
+from logocap_mm.testing import load_tool
 TINY_COCO = osp.join(ROOT, 'tests', 'configs', 'tiny_coco.py')
 TINY_CROWDPOSE = osp.join(ROOT, 'tests', 'configs', 'tiny_crowdpose.py')
 COCO_IMG = osp.join(ROOT, 'tests', 'data', 'coco', '000000197388.jpg')
 
 
 def _demo():
-    spec = importlib.util.spec_from_file_location('logocap_demo',
-                                                  osp.join(ROOT, 'tools', 'demo.py'))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_tool('tools/demo.py', 'logocap_demo')
 
 
 @pytest.fixture(scope='module')

@@ -3,7 +3,7 @@ import os
 import os.path as osp
 import subprocess
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))  # tests/<group>/<file>
 SCRIPT = osp.join(ROOT, 'tools', 'cpu_threads.sh')
 
 

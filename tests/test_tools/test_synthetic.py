@@ -1,7 +1,6 @@
 """tools/make_synthetic.py: determinism, COCO validity (MMPose CocoDataset bottom-up and
 CocoMetric on the ground truth -> AP 1.0), annotation semantics and the tiny config."""
 import filecmp
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -9,18 +8,10 @@ import os.path as osp
 import numpy as np
 import pytest
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from logocap_mm.testing import REPO_ROOT as ROOT
+from logocap_mm.testing import load_tool
 
-
-def _load_tool():
-    spec = importlib.util.spec_from_file_location(
-        'make_synthetic', osp.join(ROOT, 'tools', 'make_synthetic.py'))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-ms = _load_tool()
+ms = load_tool('tools/make_synthetic.py')
 
 
 @pytest.fixture(scope='module')

@@ -15,7 +15,7 @@ import sys
 
 import pytest
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from logocap_mm.testing import REPO_ROOT as ROOT
 BIN = osp.dirname(sys.executable)
 TINY_COCO = 'tests/configs/tiny_coco.py'
 TINY_OCHUMAN = 'tests/configs/tiny_ochuman.py'

@@ -17,36 +17,22 @@ import pytest
 import torch
 
 import logocap_mm  # noqa: F401
-from mmengine.config import Config
+from logocap_mm.testing import COCO_DATA, build_tiny_model, tiny_config
 from mmengine.dataset import Compose, pseudo_collate
-from mmengine.registry import init_default_scope
 from mmpose.registry import DATASETS, KEYPOINT_CODECS, MODELS, TRANSFORMS
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-TINY = osp.join(ROOT, 'configs', 'logocap', 'tiny_coco_demo.py')
-DATA = osp.join(ROOT, 'tests', 'data', 'coco')
+DATA = COCO_DATA
 K = 17
 
 
 # ----------------------------------------------------------------------------- fixtures
 @pytest.fixture(scope='module')
 def cfg():
-    init_default_scope('mmpose')
-    c = Config.fromfile(TINY)
-    c.data_root = DATA + '/'
-    for dl in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        if c.get(dl):
-            c[dl].dataset.data_root = c.data_root
-    return c
+    return tiny_config()
 
 
 def _build(cfg, **test_cfg):
-    torch.manual_seed(0)
-    mcfg = copy.deepcopy(cfg.model)
-    mcfg.test_cfg.update(test_cfg)
-    model = MODELS.build(mcfg)
-    model.init_weights()
-    return model
+    return build_tiny_model(cfg, **test_cfg)
 
 
 @pytest.fixture(scope='module')
@@ -129,7 +115,7 @@ def test_grayscale_and_rgba_inputs(model, val_pipeline):
 
 
 def test_empty_image_is_rejected_naming_the_file(val_pipeline):
-    """(Extreme aspect ratios are fitted instead: tests/test_input_validation.py.)"""
+    """(Extreme aspect ratios are fitted instead: tests/test_datasets/test_input_validation.py.)"""
     pipe, _ = val_pipeline
     with pytest.raises(ValueError, match='empty'):
         pipe(dict(img=np.zeros((0, 5, 3), np.uint8), img_path='void.png'))
