@@ -11,7 +11,7 @@ runs. The JSON is rewritten after every step, atomically, so a killed run keeps 
 Steps:
 1. ``env``: Python, torch, CUDA device, bf16 support, numpy and OpenMMLab versions.
 2. ``pytest``: tests/test_precision.py (on CUDA it adds the CPU-vs-CUDA pose check and the
-   fp16/bf16 runs on the GPU) and the estimator parity tests.
+   fp16/bf16 runs on the GPU) and the estimator parity tests (tests/test_parity/).
 3. ``mim_train_amp``: ``mim train mmpose tests/configs/tiny_coco.py --amp`` for a few
    iterations (3 epochs of 1 iteration); the losses logged must be finite. On CPU
    mmengine's ``AmpOptimWrapper`` refuses to build (it asserts an accelerator): the dry
@@ -135,7 +135,7 @@ def main(argv=None):
     py = sys.executable
     tests = ['tests/test_precision.py']
     if not args.quick:
-        tests += ['tests/test_parity.py::test_estimator_final_poses_in_original_image']
+        tests += ['tests/test_parity/test_parity_stages.py::test_estimator_final_poses_in_original_image']
     skipped = dict(rc='skipped', reason='--skip')
     res['steps']['pytest'] = skipped if 'pytest' in args.skip else run_step(
         [py, '-m', 'pytest', '-q', '-p', 'no:cacheprovider', *tests], min(left() * 0.45, 240))
