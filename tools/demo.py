@@ -2,6 +2,7 @@
 
     python tools/demo.py CONFIG CHECKPOINT INPUT [--out-dir DIR] [--device cpu|cuda]
         [--adaptation full|partial|none] [--no-flip] [--pose-thr 0.05] [--kpt-thr 0.05]
+        [--precision fp32|bf16|fp16] [--memory-format auto|channels_last|contiguous]
 
 INPUT is an image file, a folder of images, or a video file (a progress bar is shown for
 folders and videos). Under ``--out-dir`` only: ``predictions/`` (JSON, one file per image or
@@ -30,6 +31,8 @@ import sys
 IMG_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp', '.tif', '.tiff')
 VIDEO_EXTS = ('.mp4', '.avi', '.mov', '.mkv', '.webm')
 ADAPTATIONS = ('full', 'partial', 'none')
+PRECISIONS = ('fp32', 'bf16', 'fp16')  # model.test_cfg.precision
+MEMORY_FORMATS = ('auto', 'channels_last', 'contiguous')  # model.test_cfg.memory_format
 
 
 class InputErrors(ValueError):
@@ -52,6 +55,11 @@ def parse_args(argv=None):
     p.add_argument('--device', default='cpu')
     p.add_argument('--adaptation', choices=ADAPTATIONS, default=None)
     p.add_argument('--no-flip', action='store_true')
+    p.add_argument('--precision', choices=PRECISIONS, default=None,
+                   help='autocast precision of the network (default: the config, fp32); '
+                        'the decoder geometry stays fp32')
+    p.add_argument('--memory-format', choices=MEMORY_FORMATS, default=None,
+                   help="layout of the network's tensors (default: the config, 'auto')")
     p.add_argument('--pose-thr', type=float, default=0.05,
                    help='draw and count poses with bbox_score >= this (JSON keeps all)')
     p.add_argument('--kpt-thr', type=float, default=0.05,
@@ -179,6 +187,10 @@ def build_inferencer(args):
         cfg.model.test_cfg.adaptation = args.adaptation
     if args.no_flip:
         cfg.model.test_cfg.flip_test = False
+    if args.precision:
+        cfg.model.test_cfg.precision = args.precision
+    if args.memory_format:
+        cfg.model.test_cfg.memory_format = args.memory_format
     # inference needs no ImageNet weights: the checkpoint has the whole model
     cfg.model.backbone.pop('init_cfg', None)
     try:

@@ -94,6 +94,35 @@ def test_demo_on_folder(checkpoint, tmp_path):
         assert osp.isfile(out / 'predictions' / (osp.splitext(osp.basename(path))[0] + '.json'))
 
 
+def test_inferencer_and_demo_take_precision_and_memory_format(checkpoint, tmp_path):
+    """``test_cfg.precision`` / ``memory_format`` from a config (the inferencer) and from
+    ``--precision`` / ``--memory-format`` (the demo) reach the model and give finite poses."""
+    import torch
+    from mmengine.config import Config
+    from mmpose.apis import MMPoseInferencer
+    cfg = Config.fromfile(TINY_COCO)
+    cfg.model.test_cfg.update(precision='bf16', memory_format='contiguous')
+    inferencer = MMPoseInferencer(pose2d=cfg, pose2d_weights=checkpoint, device='cpu',
+                                  show_progress=False)
+    model = inferencer.inferencer.model
+    assert model.test_cfg['precision'] == 'bf16'
+    preds = next(inferencer(COCO_IMG))['predictions'][0]
+    assert 1 <= len(preds) <= 5
+    assert all(np.isfinite(np.asarray(p['keypoints'])).all() for p in preds)
+    assert not model.backbone.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+    demo = _demo()
+    args = demo.parse_args([TINY_COCO, checkpoint, COCO_IMG, '--precision', 'bf16',
+                            '--memory-format', 'channels_last'])
+    model = demo.build_inferencer(args).inferencer.model
+    assert (model.test_cfg['precision'], model.test_cfg['memory_format']) == \
+        ('bf16', 'channels_last')
+    results = demo.main([TINY_COCO, checkpoint, COCO_IMG, '--out-dir', str(tmp_path / 'o'),
+                         '--precision', 'bf16', '--memory-format', 'channels_last'])
+    assert len(results) == 1 and 1 <= len(results[0][1]) <= 5
+    with pytest.raises(SystemExit):
+        demo.parse_args([TINY_COCO, checkpoint, COCO_IMG, '--precision', 'half'])
+
+
 def _save_state(cfg_path, path, edit=None):
     import torch
     from mmengine.config import Config

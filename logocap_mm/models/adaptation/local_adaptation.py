@@ -13,6 +13,7 @@ from mmpose.registry import MODELS
 from torch import Tensor
 
 from logocap_mm.models.layers import LogoCapCMP
+from logocap_mm.models.precision import current_plan
 from logocap_mm.models.utils.kem import expansion_rates, local_kem_grid
 from logocap_mm.models.utils.matching import KemMatch, kem_oks, match_kem_targets
 from logocap_mm.models.utils.sampling import sample_kem_latents
@@ -102,8 +103,9 @@ class LogoCapLocalAdaptation(nn.Module):
 
     def kams(self, latents: Tensor) -> Tensor:
         """The CMP: latents (N, K*D, s, s) -> raw KAMs (N, K, s, s) (no clamp). The one call
-        of the CMP (training and test)."""
-        return self.cmp(latents)
+        of the CMP (training and test), in the memory format and autocast precision of the
+        current network plan (:mod:`logocap_mm.models.precision`; fp32 KAMs back)."""
+        return current_plan().run(self.cmp, latents)
 
     def forward(self, embedding: Tensor, poses: Tensor,
                 kams_raw: Optional[Tensor] = None) -> Dict[str, Tensor]:

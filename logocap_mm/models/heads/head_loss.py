@@ -1,7 +1,14 @@
 """Training losses of LogoCapHead (a mixin: the head composes the modules it uses).
 
 Frames: ground truth and poses in the input canvas **I**; maps on the **F** grid.
+
+Mixed precision (``mim train --amp``: the forward under fp16/bf16 autocast): the network parts
+(branches, CMP) run in the autocast dtype; the geometry (initial poses, ground truth and
+areas, KEM matching, upsampling, windows and the KAM response) runs in fp32 from the
+fp32-cast maps, with autocast off for the response (fp16 would round I coordinates of a
+512 canvas to 0.25-0.5 px and overflow areas above 65504 px²).
 """
+import contextlib
 from typing import Tuple
 
 import numpy as np
@@ -13,6 +20,14 @@ from torch import Tensor
 from logocap_mm.models.utils.matching import pad_ground_truth
 
 __all__ = ['HeadLossMixin']
+
+
+def _fp32_region(t: Tensor):
+    """Autocast off on ``t``'s device while autocast is on (else a no-op context)."""
+    kind = t.device.type
+    if torch.amp.is_autocast_available(kind) and torch.is_autocast_enabled(kind):
+        return torch.autocast(kind, enabled=False)
+    return contextlib.nullcontext()
 
 
 def _compact(mask: Tensor) -> Tuple[Tensor, Tensor]:
@@ -78,6 +93,7 @@ class HeadLossMixin:
              train_cfg: ConfigType = {}) -> dict:
         """Losses: heatmap, offset, OKS kernel (KAM) and refined heatmap."""
         hm, off, emb = self.forward(feats)
+        hm, off = hm.float(), off.float()  # no-ops in fp32; fp32 geometry under autocast
         B, C, h, w = hm.shape
         K = self.num_keypoints
         gt_fields = [d.gt_fields for d in batch_data_samples]
@@ -129,9 +145,11 @@ class HeadLossMixin:
         hr = F.interpolate(hm[:, :K], size=(h * st, w * st),
                            mode='bilinear', align_corners=False)    # not detached
         win = glob.windows(hr, poses_k)                             # (B, T2, K, S, S)
+        kams = kams.float()
         kam_full = kams.new_zeros(B, T2, K, s, s)
         kam_full[mask2] = kams
-        resp = glob.response(win, kam_full)[mask2]                  # (M, K, S, S)
+        with _fp32_region(win):
+            resp = glob.response(win, kam_full)[mask2]              # (M, K, S, S)
         losses['loss_refine'] = self.loss_refine(resp, poses_k[mask2], gt_k[mask2],
                                                  w_k[mask2])
         # every term must stay in the graph of every branch (DDP) and be finite

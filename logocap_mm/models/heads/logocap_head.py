@@ -20,6 +20,7 @@ from torch import Tensor
 
 from logocap_mm.models.adaptation import (LogoCapDecoder, LogoCapGlobalAdaptation,
                                           LogoCapLocalAdaptation)
+from logocap_mm.models.precision import current_plan, prepare_module
 from .head_flip import FLIP_MODES, flip_merge, shift_aligned  # noqa: F401
 from .head_loss import HeadLossMixin
 from .meta_checks import check_flip_indices, config_flip_indices
@@ -188,9 +189,29 @@ class LogoCapHead(HeadLossMixin, BaseHead):
                              f'map), got {tuple(x.shape)}')
         return x
 
+    # the estimator may hand over features in the network plan's dtype and layout
+    follows_network_plan = True
+
     def forward(self, feats: Union[Tensor, Sequence[Tensor]]) -> Tuple[Tensor, Tensor, Tensor]:
-        """feats -> heatmaps (B, K+1, h, w), offsets (B, 2K, h, w), embedding (B, D, h, w)."""
+        """feats -> heatmaps (B, K+1, h, w), offsets (B, 2K, h, w), embedding (B, D, h, w).
+
+        Inside ``predict`` the branches run in the current network plan's memory format and
+        autocast precision (:mod:`logocap_mm.models.precision`); the maps come back fp32
+        contiguous for the decoder."""
         x = self._feature(feats)
+        plan = current_plan()
+        if plan.identity:
+            return self._branches(x)
+        for m in (self.heatmap_layers, self.heatmap_final, self.offset_layers,
+                  self.offset_final, self.embedding_layers):
+            prepare_module(m, plan.channels_last)
+        x = plan.input(x)
+        if plan.dtype is not None:
+            x = x.to(plan.dtype)  # one cast for the three branches
+        with plan.autocast():
+            return plan.output(self._branches(x))
+
+    def _branches(self, x: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
         heatmaps = self.heatmap_final(self.heatmap_layers(x))
         offsets = self.offset_final(self.offset_layers(x))
         embedding = self.embedding_layers(x)

@@ -1,11 +1,12 @@
 """Where LOGO-CAP's test-time options are read from: ``model.test_cfg``, and only there."""
 from typing import Optional
 
+from ..precision import check_network_options
 from .logocap_decoder import ADAPTATION_LEVELS
 
 # every test-time option lives in ``model.test_cfg`` (read by the estimator and the head)
 TEST_CFG_KEYS = ('flip_test', 'flip_mode', 'adaptation', 'output_heatmaps', 'image_chunk',
-                 'multiscale_test')
+                 'multiscale_test', 'memory_format', 'precision', 'compile')
 
 
 def resolve_adaptation(test_cfg: dict, decoder_level: str,
@@ -24,6 +25,7 @@ def resolve_adaptation(test_cfg: dict, decoder_level: str,
     if unknown:
         raise ValueError(f'unknown model.test_cfg option(s) {unknown}; LOGO-CAP reads '
                          f'{list(TEST_CFG_KEYS)}')
+    check_network_options(test_cfg)  # memory_format, precision (device checked at predict)
     level = test_cfg.get('adaptation', decoder_level)
     if level not in ADAPTATION_LEVELS:
         raise ValueError(f'test_cfg.adaptation must be one of {ADAPTATION_LEVELS}, '

@@ -2,12 +2,34 @@
 
 The heatmap loss L_H is MMPose's ``KeypointMSELoss`` (a plain mean of W·(H − T)², with the
 weight map and the ignore mask), so it is not repeated here.
+
+Mixed precision: every loss here computes in float32 whatever the dtype of its inputs (fp16
+or bf16 network outputs under ``torch.autocast`` / mmengine's ``AmpOptimWrapper``), with
+autocast disabled inside: a weighted squared KAM or response error (an improvement weight
+of ~1e-2 times a squared error of ~1e-4) is below fp16's smallest normal number (6e-5),
+where fp16 loses it and its gradient; a sum over a batch of offset maps can exceed fp16's
+maximum (65504); bf16 keeps 8 significant bits. The returned loss is float32.
 """
+import contextlib
 import torch
 import torch.nn as nn
 from torch import Tensor
 
 from mmpose.registry import MODELS
+
+
+def _fp32(*tensors):
+    """The tensors as float32 (floating ones only; others unchanged)."""
+    return tuple(t.float() if isinstance(t, Tensor) and t.is_floating_point() else t
+                 for t in tensors)
+
+
+def _no_autocast(t: Tensor):
+    """A context with autocast off on the tensor's device (no-op without autocast)."""
+    kind = t.device.type
+    if torch.amp.is_autocast_available(kind) and torch.is_autocast_enabled(kind):
+        return torch.autocast(kind, enabled=False)
+    return contextlib.nullcontext()
 
 
 def _check_weight(name, value):
@@ -41,11 +63,13 @@ class LogoCapOffsetLoss(nn.Module):
             pred, target (Tensor): (B, 2K, h, w) offsets in F units, (pixel − keypoint).
             weights (Tensor): (B, 2K, h, w) per-entry weights (1/sqrt(area_I) on positives).
         """
-        diff = (pred - target).abs()
-        sl1 = torch.where(diff < self.beta, 0.5 * diff * diff / self.beta,
-                          diff - 0.5 * self.beta)
-        num_pos = (weights > 0).sum().clamp(min=1).to(pred.dtype)
-        return (weights * sl1).sum() / num_pos * self.loss_weight
+        pred, target, weights = _fp32(pred, target, weights)
+        with _no_autocast(pred):
+            diff = (pred - target).abs()
+            sl1 = torch.where(diff < self.beta, 0.5 * diff * diff / self.beta,
+                              diff - 0.5 * self.beta)
+            num_pos = (weights > 0).sum().clamp(min=1).to(pred.dtype)
+            return (weights * sl1).sum() / num_pos * self.loss_weight
 
 
 @MODELS.register_module()
@@ -77,11 +101,14 @@ class LogoCapOKSLoss(nn.Module):
             weights (Tensor): (M, K) improvement weights, zero for gated-out instances.
             num_pos (int | Tensor): number of instances that passed the gate.
         """
+        kams, oks_targets, weights = _fp32(kams, oks_targets, weights)
         if kams.numel() == 0:
             return kams.sum() * 0.
-        per = (weights[..., None, None] * (kams - oks_targets) ** 2).flatten(1).mean(1)
-        denom = torch.as_tensor(num_pos, dtype=kams.dtype, device=kams.device).clamp(min=1)
-        return per.sum() / denom * self.loss_weight
+        with _no_autocast(kams):
+            per = (weights[..., None, None] * (kams - oks_targets) ** 2).flatten(1).mean(1)
+            denom = torch.as_tensor(num_pos, dtype=kams.dtype,
+                                    device=kams.device).clamp(min=1)
+            return per.sum() / denom * self.loss_weight
 
 
 @MODELS.register_module()
@@ -136,8 +163,10 @@ class LogoCapRefineLoss(nn.Module):
             gt (Tensor): (M, K, 2) assigned ground truth in I.
             weights (Tensor): (M, K) improvement weights (same as L_K).
         """
+        response, poses, gt, weights = _fp32(response, poses, gt, weights)
         if response.numel() == 0:
             return response.sum() * 0.
-        tgt = self.target(poses, gt, response.shape[-1])
-        loss = (weights[..., None, None] * (response - tgt) ** 2).mean()
-        return loss * self.loss_weight
+        with _no_autocast(response):
+            tgt = self.target(poses, gt, response.shape[-1])
+            loss = (weights[..., None, None] * (response - tgt) ** 2).mean()
+            return loss * self.loss_weight

@@ -10,6 +10,8 @@ from torch import Tensor
 from logocap_mm.models.heads.logocap_decoder import ADAPTATION_LEVELS
 from logocap_mm.models.heads.head_flip import FLIP_MODES
 from logocap_mm.models.heads.meta_checks import check_dataset_meta
+from logocap_mm.models.precision import (check_network_options, current_plan,
+                                         prepare_module, resolve_plan, use_plan)
 from logocap_mm.models.utils.checkpoint import (check_complete_for_inference,
                                                 check_state_dict_keys,
                                                 install_checkpoint_file_errors,
@@ -56,6 +58,7 @@ class LogoCapPoseEstimator(BottomupPoseEstimator):
             raise ValueError(f'test_cfg.flip_mode must be one of {FLIP_MODES}, got '
                              f"{tc.get('flip_mode')!r}")
         self.image_chunk(torch.device('cpu'), tc)  # validates test_cfg.image_chunk
+        check_network_options(tc)  # memory_format / precision values
         self._ckpt_missing = []  # tensors the last loaded checkpoint lacked
 
     @staticmethod
@@ -119,15 +122,47 @@ class LogoCapPoseEstimator(BottomupPoseEstimator):
                                'dataset_meta')
         self.__dict__['_logocap_dataset_meta'] = meta
 
+    def extract_feat(self, inputs: Tensor):
+        """Backbone (+ neck) features; inside ``predict`` in the current network plan's
+        memory format and autocast precision (:mod:`logocap_mm.models.precision`), returned
+        in that layout and dtype to a head that follows the plan (``LogoCapHead``), else as
+        fp32 contiguous maps. Outside ``predict`` (training, direct calls) as written."""
+        plan = current_plan()
+        if plan.channels_last is None and plan.dtype is None and not plan.compile:
+            return super().extract_feat(inputs)
+        prepare_module(self.backbone, plan.channels_last)
+        if self.with_neck:
+            prepare_module(self.neck, plan.channels_last)
+        run = super().extract_feat
+        if plan.compile:  # compiled once; torch.compile recompiles for new shapes/layouts
+            run = self.__dict__.get('_logocap_compiled_feat')
+            if run is None:
+                run = torch.compile(super().extract_feat)
+                self.__dict__['_logocap_compiled_feat'] = run
+        with plan.autocast():
+            feats = run(plan.input(inputs))
+        if getattr(self.head, 'follows_network_plan', False):
+            return feats  # the head runs its branches in the same plan
+        return plan.output(feats)
+
     def predict(self, inputs: Union[Tensor, List[Tensor]],
                 data_samples: SampleList) -> SampleList:
+        """Poses for a batch. ``test_cfg.memory_format`` / ``test_cfg.precision`` select how
+        the network runs (:func:`logocap_mm.models.precision.resolve_plan`; a precision the
+        device cannot run is a ``ValueError``)."""
         check_complete_for_inference(self, getattr(self, '_ckpt_missing', ()))
+        device = (inputs if isinstance(inputs, Tensor) else inputs[0]).device
+        with use_plan(resolve_plan(self.test_cfg, device)):
+            return self._predict(inputs, data_samples)
+
+    def _predict(self, inputs: Union[Tensor, List[Tensor]],
+                 data_samples: SampleList) -> SampleList:
         if isinstance(inputs, Tensor):
             chunk = self.image_chunk(inputs.device, self.test_cfg)
             if chunk is not None and inputs.shape[0] > chunk:
                 out = []
                 for i in range(0, inputs.shape[0], chunk):
-                    out.extend(self.predict(inputs[i:i + chunk],
+                    out.extend(self._predict(inputs[i:i + chunk],
                                             data_samples[i:i + chunk]))
                 return out
         flip_test = self.test_cfg.get('flip_test', False)

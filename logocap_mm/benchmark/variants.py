@@ -1,0 +1,39 @@
+"""The layout / precision variants the benchmark times, as network plans.
+
+Each variant is a ``(precision, memory_format)`` pair of ``model.test_cfg``; a timing loop
+runs its stages inside ``with use_plan(plan_for(name, device)):`` and everything that runs
+network layers (``LogoCapPoseEstimator.extract_feat``, the head's branches and the CMP) picks
+the plan up; the decoder geometry stays fp32.
+"""
+from typing import Dict, List
+
+import torch
+
+from logocap_mm.models.precision import NetworkPlan, resolve_plan
+
+VARIANTS: Dict[str, Dict[str, str]] = {
+    'fp32-contiguous': dict(precision='fp32', memory_format='contiguous'),
+    'fp32-channels_last': dict(precision='fp32', memory_format='channels_last'),
+    'bf16-channels_last': dict(precision='bf16', memory_format='channels_last'),
+    'fp16-channels_last': dict(precision='fp16', memory_format='channels_last'),
+}
+
+
+def variants_for(device) -> List[str]:
+    """The variants worth timing on ``device``: fp16 on CUDA only (slower than fp32 on CPU),
+    bf16 where the device runs it."""
+    device = torch.device(device)
+    names = ['fp32-contiguous', 'fp32-channels_last']
+    if device.type != 'cuda' or torch.cuda.is_bf16_supported():
+        names.append('bf16-channels_last')
+    if device.type == 'cuda':
+        names.append('fp16-channels_last')
+    return names
+
+
+def plan_for(name: str, device) -> NetworkPlan:
+    """The :class:`NetworkPlan` of variant ``name`` on ``device`` (ValueError if unknown or
+    not runnable there)."""
+    if name not in VARIANTS:
+        raise ValueError(f'unknown benchmark variant {name!r}; one of {list(VARIANTS)}')
+    return resolve_plan(VARIANTS[name], torch.device(device))
