@@ -92,31 +92,9 @@ def decode_padded(head, hm: Tensor, off: Tensor, emb: Tensor, adaptation: str,
     Returns dict(keypoints (B, T, K, 2) I, keypoint_scores (B, T, K), scores (B, T),
     valid (B, T) = centre validity and a positive pose score, center_scores (B, T)).
     """
-    dec = head.pose_decoder
-    if not trim_slots or adaptation == 'none':
-        return dec.padded(hm, off, emb, adaptation=adaptation, trim=False, fast=False)
-    init = dec.initial_poses(hm, off, None, trim=False)
-    poses, valid = init['poses'], init['valid']
-    B, T = poses.shape[:2]
-    if B != 1:
-        raise ValueError(f'trim_slots needs batch 1, got {B}')
-    hr = init['heatmaps_up'][:, :dec.num_keypoints]
-    n = valid.sum().item()              # valid slots are a prefix (at least the first one)
-    torch._check(n >= 1)
-    torch._check(n <= T)
-    local = dec.local_adaptation(emb, poses[:, :n])
-
-    def pad(x: Tensor, fill: Optional[Tensor] = None) -> Tensor:   # (1, n, ...) -> (1, T, ...)
-        rest = x.new_zeros(1, T - n, *x.shape[2:]) if fill is None else fill[:, n:]
-        return torch.cat([x, rest], 1)
-
-    if adaptation == 'partial':
-        kp, v = dec.refine('partial', hr, poses[:, :n], local)
-        kp, v = pad(kp, poses), pad(v)
-    else:
-        kp, v = dec.refine('full', hr, poses, dict(kams=pad(local['kams'])), None,
-                           fast=False)
-    return dec.scores(kp, v, init['center_scores'], valid)
+    return head.pose_decoder.padded(hm, off, emb, adaptation=adaptation, trim=False,
+                                    fast=False,
+                                    local_valid_only=trim_slots and adaptation != 'none')
 
 
 @contextlib.contextmanager

@@ -90,10 +90,7 @@ def _timeit_pair(fa, fb, repeats):
 
 
 def _decode(head, hm, off, emb, canvas):
-    dec = head.pose_decoder
-    if hasattr(dec, 'decode'):
-        return dec.decode(hm, off, emb, canvas_hw=canvas)[0]
-    return dec(hm, off, emb, head.cmp, canvas_hw=canvas)
+    return head.pose_decoder.decode(hm, off, emb, canvas_hw=canvas)[0]
 
 
 # a fresh process as on a deployment machine: torch, mmcv, mmengine, mmpose not importable

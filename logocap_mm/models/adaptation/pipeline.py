@@ -32,6 +32,21 @@ __all__ = ['LogoCapDecoder', 'ADAPTATION_LEVELS', 'check_finite_outputs']
 StageHook = Optional[Callable[[str], None]]
 
 
+def _pad_slots(x: Tensor, T: int, fill: Optional[Tensor] = None) -> Tensor:
+    """(1, n, ...) -> (1, T, ...): the slots n.. from ``fill`` (same shape as the result)
+    or zeros."""
+    n = x.shape[1]
+    rest = x.new_zeros(1, T - n, *x.shape[2:]) if fill is None else fill[:, n:]
+    return torch.cat([x, rest], 1)
+
+
+def _padded_local(local: Optional[dict], n, T: int) -> Optional[dict]:
+    """The local stage's KAMs of n slots padded to T (zero KAMs); as is when n is None."""
+    if local is None or n is None:
+        return local
+    return dict(local, kams=_pad_slots(local['kams'], T))
+
+
 def _refine_stage(level: str) -> str:
     return 'global' if level == 'full' else level
 
@@ -220,7 +235,7 @@ class LogoCapDecoder(nn.Module):
     def padded(self, heatmaps: Tensor, offsets: Tensor, embedding: Tensor, canvas_hw=None,
                adaptation: Optional[str] = None, trim: bool = False,
                fast: Optional[bool] = None, trace: Optional[dict] = None,
-               on_stage: StageHook = None) -> Dict[str, Tensor]:
+               on_stage: StageHook = None, local_valid_only: bool = False) -> Dict[str, Tensor]:
         """Tensor-only core of the decode (no NMS, no per-image packing).
 
         Args:
@@ -233,6 +248,11 @@ class LogoCapDecoder(nn.Module):
             trace: a dict to fill with every intermediate (keys: :meth:`decode`).
             on_stage: ``on_stage(name, phase)`` with phase 'start' / 'end' around the
                 stages 'initial', 'local' (not for 'none'), 'global' | 'partial' | 'none'.
+            local_valid_only: batch 1 only: the local stage (KEM sampling, CMP) runs on the
+                valid slots (a prefix of the score-sorted top-k) and its outputs are padded
+                back to T with zeros (P0 for 'partial' keypoints), so its cost follows the
+                number of people when T is fixed (``trim=False``, the ONNX graph). The
+                valid slots' results are the same; it reads the count from the device.
 
         Returns:
             dict(keypoints (B, T, K, 2) I, keypoint_scores (B, T, K), scores (B, T) pose
@@ -246,14 +266,22 @@ class LogoCapDecoder(nn.Module):
         hook('initial', 'end')
         poses, valid = init['poses'], init['valid']
         hr = init['heatmaps_up'][:, :self.num_keypoints]
-        local = None
+        local, n = None, None
         if level != 'none':
             hook('local', 'start')
-            local = self.local_adaptation(embedding, poses)
+            if local_valid_only:
+                local, n = self._local_on_valid(embedding, poses, valid)
+            else:
+                local = self.local_adaptation(embedding, poses)
             hook('local', 'end')
         stage = _refine_stage(level)
         hook(stage, 'start')
-        kpts, vals = self.refine(level, hr, poses, local, valid if trim else None, fast)
+        if n is not None and level == 'partial':
+            kpts, vals = self.refine(level, hr, poses[:, :n], local)
+            kpts, vals = _pad_slots(kpts, poses.shape[1], poses), _pad_slots(vals, poses.shape[1])
+        else:
+            kpts, vals = self.refine(level, hr, poses, _padded_local(local, n, poses.shape[1]),
+                                     valid if trim else None, fast)
         hook(stage, 'end')
         out = self.scores(kpts, vals, init['center_scores'], valid)
         if trace is not None:
@@ -265,6 +293,18 @@ class LogoCapDecoder(nn.Module):
                 trace.update(kem=local['kem'], kams_raw=local['kams_raw'],
                              kams=local['kams'])
         return out
+
+    def _local_on_valid(self, embedding: Tensor, poses: Tensor, valid: Tensor):
+        """The local stage on the first n = valid.sum() slots of a batch-1 (1, T, K, 2) P0
+        (valid slots are a prefix). Returns its dict and n (a graph value when exported)."""
+        if poses.shape[0] != 1:
+            raise ValueError('local_valid_only needs batch 1, got a batch of '
+                             f'{poses.shape[0]}')
+        n = valid.sum().item()
+        if torch.compiler.is_exporting():   # bounds of the data-dependent slot count
+            torch._check(n >= 1)
+            torch._check(n <= poses.shape[1])
+        return self.local_adaptation(embedding, poses[:, :n]), n
 
     def finalize(self, padded, values: Optional[Tensor] = None,
                  center_scores: Optional[Tensor] = None, valid: Optional[Tensor] = None,
@@ -356,24 +396,3 @@ class LogoCapDecoder(nn.Module):
             raise ValueError('LogoCapDecoder uses the CMP of its bound local adaptation; '
                              'set head.local_adaptation.cmp to use another one')
         return self.decode(heatmaps, offsets, embedding, canvas_hw, adaptation)[0]
-
-    # ------------------------------------------------------------------ legacy stage API
-    # (kept for tools that still time the stages one by one; same maths as :meth:`padded`)
-    def kem(self, poses: Tensor) -> Tensor:
-        """(B, T, K, 2) -> local KEM grids (B, T, s, s, K, 2) in I."""
-        return self.local_adaptation.kem(poses)
-
-    def local_kams(self, embedding: Tensor, poses: Tensor, cmp: Optional[nn.Module] = None,
-                   clamp: bool = True) -> Dict[str, Tensor]:
-        """dict(kem, kams) of the local stage (``kams`` clamped unless ``clamp=False``)."""
-        loc = self.local_adaptation(embedding, poses)
-        return dict(kem=loc['kem'], kams=loc['kams'] if clamp else loc['kams_raw'])
-
-    def global_refine(self, heatmaps_up: Tensor, poses: Tensor, kams: Tensor,
-                      valid: Optional[Tensor] = None):
-        """The 'global' stage with ``self.fast``."""
-        return self.refine('full', heatmaps_up, poses, dict(kams=kams), valid)
-
-    def partial_refine(self, kem: Tensor, kams: Tensor):
-        """The 'partial' stage."""
-        return self.refine('partial', None, None, dict(kem=kem, kams=kams))

@@ -181,3 +181,24 @@ def test_unbound_decoder_and_foreign_cmp_are_refused():
     head = _head()
     with pytest.raises(ValueError, match='local_adaptation.cmp'):
         head.pose_decoder(hm, off, emb, nn.Identity())
+
+
+@pytest.mark.parametrize('level', ['full', 'partial'])
+def test_local_valid_only_same_valid_slots(level):
+    """``local_valid_only`` runs the local stage on the valid prefix only: the valid slots get
+    the same keypoints and scores as the all-slot run, the padded slots stay invalid."""
+    dec = _head().pose_decoder
+    hm, off, emb = _maps((3,))
+    with torch.no_grad():
+        a = dec.padded(hm[:1], off[:1], emb[:1], adaptation=level, trim=False, fast=False)
+        b = dec.padded(hm[:1], off[:1], emb[:1], adaptation=level, trim=False, fast=False,
+                       local_valid_only=True)
+    v = a['valid']
+    assert v.sum().item() == 3              # 3 people in 6 slots
+    assert torch.equal(a['valid'], b['valid'])
+    torch.testing.assert_close(b['keypoints'][v], a['keypoints'][v], rtol=0, atol=1e-5)
+    torch.testing.assert_close(b['keypoint_scores'][v], a['keypoint_scores'][v], rtol=0,
+                               atol=1e-6)
+    with pytest.raises(ValueError, match='batch 1'):
+        hm2, off2, emb2 = _maps((3, 1))
+        dec.padded(hm2, off2, emb2, adaptation=level, trim=False, local_valid_only=True)
