@@ -26,25 +26,13 @@ from logocap_mm.codecs.decode_utils import (centre_offset_poses, find_centers,
 from logocap_mm.models.utils.pose_nms import pose_nms
 from .checks import (ADAPTATION_LEVELS, check_adaptation, check_finite_outputs, finite,
                      odd_positive)
+from .slots import autocast_on as _autocast_on
+from .slots import pad_slots as _pad_slots
+from .slots import padded_local as _padded_local
 
 __all__ = ['LogoCapDecoder', 'ADAPTATION_LEVELS', 'check_finite_outputs']
 
 StageHook = Optional[Callable[[str], None]]
-
-
-def _pad_slots(x: Tensor, T: int, fill: Optional[Tensor] = None) -> Tensor:
-    """(1, n, ...) -> (1, T, ...): the slots n.. from ``fill`` (same shape as the result)
-    or zeros."""
-    n = x.shape[1]
-    rest = x.new_zeros(1, T - n, *x.shape[2:]) if fill is None else fill[:, n:]
-    return torch.cat([x, rest], 1)
-
-
-def _padded_local(local: Optional[dict], n, T: int) -> Optional[dict]:
-    """The local stage's KAMs of n slots padded to T (zero KAMs); as is when n is None."""
-    if local is None or n is None:
-        return local
-    return dict(local, kams=_pad_slots(local['kams'], T))
 
 
 def _refine_stage(level: str) -> str:
@@ -258,6 +246,12 @@ class LogoCapDecoder(nn.Module):
             dict(keypoints (B, T, K, 2) I, keypoint_scores (B, T, K), scores (B, T) pose
             score, valid (B, T) bool (centre valid and score > 0), center_scores (B, T)).
         """
+        dev = heatmaps.device.type
+        if _autocast_on(dev):  # a caller's autocast: geometry fp32, CMP as test_cfg.precision
+            with torch.autocast(dev, enabled=False):
+                return self.padded(heatmaps.float(), offsets.float(), embedding.float(),
+                                   canvas_hw, adaptation, trim, fast, trace, on_stage,
+                                   local_valid_only)
         level = check_adaptation(adaptation or self.adaptation)
         fast = (self.fast and trim) if fast is None else fast
         hook = on_stage or (lambda name, phase: None)
