@@ -62,6 +62,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--image-chunk', default=None,
                    help="override the config's test_cfg.image_chunk: 'auto' (1 image per "
                         "chunk on CPU, none on CUDA), 'none' or an int")
+    p.add_argument('--variants', nargs='+', default=['fp32-contiguous'],
+                   help='layout / precision variants to time: fp32-contiguous, '
+                   'fp32-channels_last, bf16-channels_last, fp16-channels_last (CUDA)')
+    p.add_argument('--peak', action='store_true',
+                   help="also measure the device's convolution peak (fp32, bf16; fp16 on "
+                   'CUDA) and give each stage as a fraction of it')
+    p.add_argument('--cid', action='store_true',
+                   help="also time MMPose's CID (same backbone, input, flip) at batch 1, in "
+                   'its stock layout and in each variant')
     p.add_argument('--seed', type=int, default=0,
                    help='seed of the random weights, inputs and synthetic scenes')
     return p
@@ -80,7 +89,8 @@ def parse_args(argv=None):
         compare_plain=args.compare_plain, memory=args.memory,
         memory_persons=args.memory_persons, train_batch_size=args.train_batch_size,
         train_input_size=args.train_input_size, threads=args.threads,
-        image_chunk=args.image_chunk, seed=args.seed)
+        image_chunk=args.image_chunk, seed=args.seed, variants=args.variants,
+        peak=args.peak, cid=args.cid)
     return opts, out
 
 

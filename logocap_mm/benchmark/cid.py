@@ -32,12 +32,14 @@ def cid_config_path() -> str:
 
 
 def build_cid(device, backbone: Optional[dict] = None, input_size: int = 512,
-              flip: bool = True, seed: int = 0) -> Tuple[Optional[torch.nn.Module], str]:
+              flip: bool = True, seed: int = 0, in_channels: Optional[int] = None
+              ) -> Tuple[Optional[torch.nn.Module], str]:
     """CID W32 in eval mode on ``device`` (random weights), or ``(None, reason)``.
 
     Args:
         backbone: a backbone config to use instead of CID's (e.g. LOGO-CAP's HRNet-W32
             entry, so both share one backbone definition); its ``init_cfg`` is dropped.
+        in_channels: the concatenated feature channels of that backbone (CID's head input).
     """
     from mmengine.config import Config
     from mmengine.logging import MMLogger
@@ -53,6 +55,8 @@ def build_cid(device, backbone: Optional[dict] = None, input_size: int = 512,
     if backbone is not None:
         mcfg.backbone = copy.deepcopy(backbone)
     mcfg.backbone.pop('init_cfg', None)
+    if in_channels is not None:
+        mcfg.head.in_channels = int(in_channels)
     mcfg.head.decoder = dict(mcfg.head.decoder, input_size=(input_size, input_size),
                              heatmap_size=(input_size // 4, input_size // 4))
     mcfg.test_cfg = dict(mcfg.test_cfg, flip_test=flip)

@@ -31,6 +31,11 @@ class BenchmarkOptions:
         threads: ``torch.set_num_threads`` (None: unchanged).
         image_chunk: override of ``test_cfg.image_chunk`` ('auto', 'none' or an int).
         seed: RNG seed of weights, inputs and scenes.
+        variants: layout / precision variants to time (names of
+            :data:`logocap_mm.benchmark.variants.VARIANTS`).
+        peak: also measure this device's convolution peak and give every stage's fraction.
+        cid: also time MMPose's CID (same backbone, input, flip) at batch 1, in its stock
+            layout and precision and in each variant.
     """
     config: str
     checkpoint: Optional[str] = None
@@ -51,6 +56,9 @@ class BenchmarkOptions:
     threads: Optional[int] = None
     image_chunk: Optional[str] = None
     seed: int = 0
+    variants: Tuple[str, ...] = ('fp32-contiguous', )
+    peak: bool = False
+    cid: bool = False
 
     def __post_init__(self):
         for name in ('persons', 'batch_size', 'memory_persons', 'train_batch_size'):
@@ -79,6 +87,12 @@ class BenchmarkOptions:
         if self.threads is not None and self.threads < 1:
             raise ValueError(f'--threads must be >= 1, got {self.threads}')
         self.image_chunk_value()  # checks it
+        from .variants import VARIANTS
+        self.variants = tuple(self.variants)
+        bad = [v for v in self.variants if v not in VARIANTS]
+        if not self.variants or bad:
+            raise ValueError(f'--variants must be among {list(VARIANTS)}, got '
+                             f'{list(self.variants)}')
 
     def image_chunk_value(self):
         """``image_chunk`` as the ``test_cfg`` value ('auto', None or an int), or the

@@ -15,6 +15,8 @@ import platform
 
 import torch
 
+from logocap_mm.models.precision import use_plan
+from .cid import build_cid, run_cid
 from .dekr import build_dekr, time_dekr
 from .flops import count_flops, decoder_stage_flops
 from .memory import measure_memory
@@ -23,7 +25,9 @@ from .options import BenchmarkOptions
 from .scene import synthetic_scene
 from .stages import (STAGES, check_staged_equals_decoder, compare_fast_plain,
                      run_backbone, run_decoder_stages)
+from .peak import fraction_of_peak, measure_peak
 from .timing import StageTimer, median_min
+from .variants import VARIANTS, plan_for
 
 __all__ = ['benchmark']
 
@@ -116,6 +120,68 @@ def _add_dekr(rows, dekr_rows):
                                     d['cpu_ms']['median'])
 
 
+def _cid_rows(opts, cfg, device, size, rows, in_channels):
+    """MMPose's CID with CONFIG's backbone, input and flip, at batch 1 per N: in its stock
+    layout and precision, and in each variant; batch-1 rows get ``ratio_to_cid`` (same
+    variant)."""
+    model, msg = build_cid(device, backbone=cfg.model.backbone, input_size=size,
+                           flip=opts.flip, seed=opts.seed, in_channels=in_channels)
+    if model is None:
+        return dict(available=False, message=msg)
+    x1 = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(1)).to(device)
+    runs = {'stock': dict(precision='fp32', memory_format='contiguous')}
+    runs.update({v: VARIANTS[v] for v in opts.variants})
+    out = {name: {str(N): run_cid(model, x1, N, repeats=opts.repeats, warmup=opts.warmup,
+                                  **kw) for N in opts.persons}
+           for name, kw in runs.items()}
+    for row in rows:
+        c = out[row['variant']][str(row['persons'])]
+        if row['batch_size'] == 1:
+            row['ratio_to_cid'] = row['per_image_ms'] / c['median_ms']
+    del model
+    return dict(available=True, message=msg, per_image=out)
+
+
+def _variant_rows(opts, model, fi, device, size, K, h, w, chunk_cfg, variant, peak):
+    """The timed rows of every batch size and N in one layout / precision variant (the
+    current network plan)."""
+    head, rows = model.head, []
+    precision = VARIANTS[variant]['precision']
+    for B in opts.batch_size:
+        x = torch.randn(B, 3, size, size, generator=torch.Generator().manual_seed(B)
+                        ).to(device)
+        scenes = {N: {k: v.to(device) for k, v in
+                      synthetic_scene(B, N, (h, w), K, seed=opts.seed + N).items()}
+                  for N in opts.persons}
+        canvas = [(size, size)] * B
+        chunk = chunk_cfg or B   # the estimator's test_cfg.image_chunk
+        times, cpu, plain, found, (_, _, emb) = _time_batch(
+            opts, model, fi, device, x, scenes, canvas, chunk)
+        # FLOPs and checks, once per (B, N), untimed
+        with torch.no_grad():
+            fl_backbone = count_flops(lambda: run_backbone(model, x, opts.flip, fi))
+            for N in opts.persons:
+                if any(f != N for f in found[N]):
+                    raise RuntimeError(f'synthetic scene of {N} people gave {found[N]} '
+                                       'valid centres')
+                sc = scenes[N]
+                args = (head, sc['heatmaps'], sc['offsets'], emb, canvas)
+                fl = decoder_stage_flops(*args)
+                fl['backbone'] = fl_backbone
+                row = _row(opts, B, N, chunk, times[N], cpu[N], plain[N], found[N],
+                           fl, decoder_stage_flops(*args, fast=False)['global'],
+                           check_staged_equals_decoder(*args))
+                if opts.compare_plain:
+                    row['global_fast_vs_plain'] = compare_fast_plain(*args)
+                row['variant'] = variant
+                if peak is not None and precision in peak:
+                    row['fraction_of_peak'] = fraction_of_peak(row['gflops_per_s'], peak,
+                                                               precision)
+                rows.append(row)
+        del emb
+    return rows
+
+
 def benchmark(opts: BenchmarkOptions) -> dict:
     """Run the benchmark; returns the JSON-able result (keys: see docs/BENCHMARK.md).
 
@@ -152,34 +218,12 @@ def benchmark(opts: BenchmarkOptions) -> dict:
     chunk_cfg = LogoCapPoseEstimator.image_chunk(device, model.test_cfg)
     rows = []
     load_start = os.getloadavg()
-    for B in opts.batch_size:
-        x = torch.randn(B, 3, size, size, generator=torch.Generator().manual_seed(B)
-                        ).to(device)
-        scenes = {N: {k: v.to(device) for k, v in
-                      synthetic_scene(B, N, (h, w), K, seed=opts.seed + N).items()}
-                  for N in opts.persons}
-        canvas = [(size, size)] * B
-        chunk = chunk_cfg or B   # the estimator's test_cfg.image_chunk
-        times, cpu, plain, found, (_, _, emb) = _time_batch(
-            opts, model, fi, device, x, scenes, canvas, chunk)
-        # FLOPs and checks, once per (B, N), untimed
-        with torch.no_grad():
-            fl_backbone = count_flops(lambda: run_backbone(model, x, opts.flip, fi))
-            for N in opts.persons:
-                if any(f != N for f in found[N]):
-                    raise RuntimeError(f'synthetic scene of {N} people gave {found[N]} '
-                                       'valid centres')
-                sc = scenes[N]
-                args = (head, sc['heatmaps'], sc['offsets'], emb, canvas)
-                fl = decoder_stage_flops(*args)
-                fl['backbone'] = fl_backbone
-                row = _row(opts, B, N, chunk, times[N], cpu[N], plain[N], found[N],
-                           fl, decoder_stage_flops(*args, fast=False)['global'],
-                           check_staged_equals_decoder(*args))
-                if opts.compare_plain:
-                    row['global_fast_vs_plain'] = compare_fast_plain(*args)
-                rows.append(row)
-        del emb
+    peak = measure_peak(device) if opts.peak else None
+    for variant in opts.variants:
+        with use_plan(plan_for(variant, device)):
+            rows += _variant_rows(opts, model, fi, device, size, K, h, w, chunk_cfg, variant,
+                                  peak)
+    cid = _cid_rows(opts, cfg, device, size, rows, head.in_channels) if opts.cid else None
     # DEKR at batch 1, same input / flip / people
     dekr_rows = {}
     if dekr is not None:
@@ -206,4 +250,5 @@ def benchmark(opts: BenchmarkOptions) -> dict:
                   message=dekr_msg if not dekr_rows else 'timed' + deform,
                   deform_backend=opts.dekr_deform if dekr_rows else None,
                   per_image_ms={str(N): v['total_ms'] for N, v in dekr_rows.items()}),
+        variants=list(opts.variants), peak=peak, cid=cid,
         results=rows, memory=memory)

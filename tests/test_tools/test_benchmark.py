@@ -194,3 +194,30 @@ def test_decoder_stages_come_from_the_pipeline_hook():
         assert nvalid.tolist() == [4, 4] and len(insts) == 2
         assert check_staged_equals_decoder(head, sc['heatmaps'], sc['offsets'], emb,
                                            [(64, 64)] * 2) == 0.0
+
+
+def test_benchmark_variant_peak_and_cid_rows(tmp_path):
+    """Every requested layout / precision variant gives its own rows (same people found),
+    the measured peak gives each stage a fraction, and CID is timed per N and variant."""
+    out = tmp_path / 'bench_variants.json'
+    _cli().main([TINY, '--device', 'cpu', '--persons', '2', '--batch-size', '1',
+                 '--repeats', '1', '--warmup', '0', '--input-size', '64',
+                 '--memory', 'none', '--no-dekr', '--peak', '--cid',
+                 '--variants', 'fp32-contiguous', 'bf16-channels_last', '--out', str(out)])
+    data = json.loads(out.read_text())
+    rows = data['results']
+    assert [r['variant'] for r in rows] == ['fp32-contiguous', 'bf16-channels_last']
+    assert all(r['persons_found'] == [2] for r in rows)
+    assert data['variants'] == ['fp32-contiguous', 'bf16-channels_last']
+    assert data['peak']['fp32']['gflops'] > 0 and data['peak']['bf16']['gflops'] > 0
+    for r in rows:
+        ref = data['peak']['fp32' if r['variant'].startswith('fp32') else 'bf16']['gflops']
+        for s, f in r['fraction_of_peak'].items():
+            assert abs(f - r['gflops_per_s'][s] / ref) < 1e-9
+    cid = data['cid']
+    assert cid['available'], cid['message']
+    assert set(cid['per_image']) == {'stock', 'fp32-contiguous', 'bf16-channels_last'}
+    for r in rows:
+        c = cid['per_image'][r['variant']]['2']
+        assert c['persons_found'] == 2
+        assert abs(r['ratio_to_cid'] - r['per_image_ms'] / c['median_ms']) < 1e-9
