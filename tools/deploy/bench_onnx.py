@@ -20,8 +20,6 @@ machine: imports and session creation, then the first image) and the export time
 canvas warp, identical code on both sides) is not in the per-image times.
 """
 import argparse
-import copy
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -49,30 +47,6 @@ def parse_args(argv=None):
                    '(default: a temporary file, removed afterwards)')
     p.add_argument('--out', default=None, help='JSON results file')
     return p.parse_args(argv)
-
-
-def _strip_pretrained(cfg):
-    if isinstance(cfg, dict):
-        if isinstance(cfg.get('init_cfg'), dict) and cfg['init_cfg'].get('type') == 'Pretrained':
-            cfg.pop('init_cfg')
-        for v in cfg.values():
-            _strip_pretrained(v)
-    elif isinstance(cfg, (list, tuple)):
-        for v in cfg:
-            _strip_pretrained(v)
-
-
-def _synthetic_scene():
-    """``synthetic_scene`` of the benchmark (package module if present, else the tool)."""
-    try:
-        from logocap_mm.benchmark import synthetic_scene  # noqa: F401
-        return synthetic_scene
-    except ImportError:
-        spec = importlib.util.spec_from_file_location(
-            '_logocap_benchmark', osp.join(ROOT, 'tools', 'benchmark.py'))
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-        return mod.synthetic_scene
 
 
 def _timeit_pair(fa, fb, repeats):
@@ -116,38 +90,17 @@ def main(argv=None):
     args = parse_args(argv)
     import numpy as np
     import torch
-    from mmengine.config import Config
-    from mmengine.registry import init_default_scope
-    from mmpose.registry import MODELS
 
-    import logocap_mm  # noqa: F401
+    from logocap_mm.benchmark import synthetic_scene
+    from logocap_mm.benchmark.models import build_logocap, dataset_flip_indices, load_config
     from logocap_mm.deploy import LogoCapONNX, finalize, to_instances
     from logocap_mm.deploy.export import export_model
     torch.set_num_threads(args.threads)
-    init_default_scope('mmpose')
-    cfg = Config.fromfile(args.config)
-    _strip_pretrained(cfg.model)
-    torch.manual_seed(0)
-    mcfg = copy.deepcopy(cfg.model)
-    mcfg.test_cfg = dict(mcfg.get('test_cfg', {}), flip_test=True, adaptation=args.adaptation)
-    model = MODELS.build(mcfg)
-    if args.checkpoint:
-        from mmengine.runner import load_checkpoint
-        load_checkpoint(model, args.checkpoint, map_location='cpu')
-    else:
-        import logging
-
-        from mmengine.logging import MMLogger
-        logger = MMLogger.get_current_instance()
-        level = logger.level
-        logger.setLevel(logging.WARNING)  # no per-parameter init log
-        try:
-            model.init_weights()
-        finally:
-            logger.setLevel(level)
-    model.eval()
+    cfg, _ = load_config(args.config)
+    cfg.model.test_cfg = dict(cfg.model.get('test_cfg', {}), adaptation=args.adaptation)
+    model = build_logocap(cfg, 'cpu', args.checkpoint, flip=True, seed=0)
     head = model.head
-    flip_idx = head.config_flip_indices or list(range(head.num_keypoints))
+    flip_idx, _ = dataset_flip_indices(cfg, head)
     model.dataset_meta = dict(flip_indices=flip_idx, num_keypoints=head.num_keypoints)
 
     tmpdir = tempfile.mkdtemp(prefix='logocap_bench_')
@@ -159,7 +112,7 @@ def main(argv=None):
     out['onnxruntime'] = ort.__version__
     x = torch.randn(1, 3, S, S, generator=torch.Generator().manual_seed(0))
     xn = x.numpy()
-    scene_fn = _synthetic_scene()
+    scene_fn = synthetic_scene
     cmeta = dict(input_size=(S, S), input_center=np.float32([S / 2, S / 2]),
                  input_scale=np.float32([S, S]))
     K = head.num_keypoints

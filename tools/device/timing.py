@@ -27,40 +27,17 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 
-def _scene_fn():
-    """The benchmark's ``synthetic_scene`` (package module, or the tool before its split)."""
-    try:
-        from logocap_mm.benchmark.scene import synthetic_scene
-        return synthetic_scene
-    except ImportError:
-        import importlib.util
-        spec = importlib.util.spec_from_file_location(
-            'logocap_benchmark_tool', osp.join(ROOT, 'tools', 'benchmark.py'))
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-        return mod.synthetic_scene
+def build(config, device):
+    """The config's model (seeded random weights, flip test, one chunk) and its flip pairs."""
+    from logocap_mm.benchmark.models import build_logocap, dataset_flip_indices, load_config
+    cfg, _ = load_config(config)
+    model = build_logocap(cfg, device, flip=True, seed=0)
+    model.test_cfg = dict(model.test_cfg, image_chunk=None)
+    return model, dataset_flip_indices(cfg, model.head)[0]
 
 
-def build(config, device, size):
-    import logocap_mm  # noqa: F401
-    from mmengine.config import Config
-    from mmengine.logging import MMLogger
-    from mmengine.registry import init_default_scope
-    from mmpose.registry import MODELS
-    init_default_scope('mmpose')
-    MMLogger.get_current_instance().setLevel('WARNING')
-    cfg = Config.fromfile(config)
-    cfg.model.backbone.pop('init_cfg', None)
-    torch.manual_seed(0)
-    model = MODELS.build(cfg.model).eval().to(device)
-    model.test_cfg = dict(model.test_cfg, flip_test=True, image_chunk=None)
-    return model
-
-
-def samples(B, size, K):
+def samples(B, size, flip):
     from mmpose.structures import PoseDataSample
-    flip = [0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15] if K == 17 \
-        else list(range(K))
     return [PoseDataSample(metainfo=dict(
         input_size=(size, size), input_center=np.array([size / 2, size / 2]),
         input_scale=np.array([size, size], np.float32), ori_shape=(size, size),
@@ -108,17 +85,17 @@ def main(argv=None):
         ['fp32', 'fp16'] + (['bf16'] if cuda and torch.cuda.is_bf16_supported() else [])
         if cuda else ['fp32', 'bf16'])
     size = args.input_size
-    model = build(args.config, device, size)
+    model, flip = build(args.config, device)
     head = model.head
     K = head.num_keypoints
-    scene_fn = _scene_fn()
+    from logocap_mm.benchmark.scene import synthetic_scene as scene_fn
     h = size // head.stride
     sync = torch.cuda.synchronize if cuda else (lambda: None)
     rows = []
     load0 = os.getloadavg()
     for B in args.batch_size:
         x = torch.randn(B, 3, size, size, generator=torch.Generator().manual_seed(B)).to(device)
-        ds = samples(B, size, K)
+        ds = samples(B, size, flip)
         for N in args.persons:
             scene = scene_fn(B, N, (h, h), K, seed=N)
             for prec in precs:
