@@ -3,6 +3,7 @@
     python tools/demo.py CONFIG CHECKPOINT INPUT [--out-dir DIR] [--device cpu|cuda]
         [--adaptation full|partial|none] [--no-flip] [--pose-thr 0.05] [--kpt-thr 0.05]
         [--precision fp32|bf16|fp16] [--memory-format auto|channels_last|contiguous]
+        [--fuse-conv-bn]
 
 INPUT is an image file, a folder of images, or a video file (a progress bar is shown for
 folders and videos). Under ``--out-dir`` only: ``predictions/`` (JSON, one file per image or
@@ -60,6 +61,9 @@ def parse_args(argv=None):
                         'the decoder geometry stays fp32')
     p.add_argument('--memory-format', choices=MEMORY_FORMATS, default=None,
                    help="layout of the network's tensors (default: the config, 'auto')")
+    p.add_argument('--fuse-conv-bn', action='store_true',
+                   help='run the backbone and neck with their BatchNorms folded into the '
+                        'convolutions (model.test_cfg.fuse_conv_bn)')
     p.add_argument('--pose-thr', type=float, default=0.05,
                    help='draw and count poses with bbox_score >= this (JSON keeps all)')
     p.add_argument('--kpt-thr', type=float, default=0.05,
@@ -191,6 +195,8 @@ def build_inferencer(args):
         cfg.model.test_cfg.precision = args.precision
     if args.memory_format:
         cfg.model.test_cfg.memory_format = args.memory_format
+    if args.fuse_conv_bn:
+        cfg.model.test_cfg.fuse_conv_bn = True
     # inference needs no ImageNet weights: the checkpoint has the whole model
     cfg.model.backbone.pop('init_cfg', None)
     try:

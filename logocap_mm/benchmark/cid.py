@@ -20,6 +20,7 @@ from typing import Dict, Optional, Tuple
 import numpy as np
 import torch
 
+from logocap_mm.models.fusion import FoldedCopy
 from logocap_mm.models.precision import NetworkPlan, DTYPES, prepare_module
 
 CID_CONFIG = 'body_2d_keypoint/cid/coco/cid_hrnet-w32_8xb20-140e_coco-512x512.py'
@@ -99,12 +100,18 @@ class _Fp32Outputs:
 
 
 def run_cid(model, x: torch.Tensor, persons: int, precision: str = 'fp32',
-            memory_format: str = 'contiguous', repeats: int = 5, warmup: int = 1) -> Dict:
+            memory_format: str = 'contiguous', repeats: int = 5, warmup: int = 1,
+            fuse_conv_bn: bool = False) -> Dict:
     """Time CID's ``predict`` on one preprocessed image ``x`` (1, 3, S, S) with exactly
-    ``persons`` instances; returns median/min ms and the number of poses returned."""
+    ``persons`` instances; returns median/min ms and the number of poses returned.
+    ``fuse_conv_bn``: on a copy whose backbone has its BatchNorms folded (as LOGO-CAP's
+    ``test_cfg.fuse_conv_bn`` does)."""
     if x.shape[0] != 1:
         raise ValueError(f'CID predicts one image at a time, got a batch of {x.shape[0]}')
     device = x.device
+    if fuse_conv_bn:
+        model = copy.deepcopy(model)  # its own tensors: layout changes stay on the copy
+        model.backbone = FoldedCopy('CID backbone').get(model.backbone, x) or model.backbone
     plan = NetworkPlan(device.type, DTYPES[precision], memory_format == 'channels_last')
     prepare_module(model, plan.channels_last)
     old = dict(model.test_cfg)
@@ -125,4 +132,4 @@ def run_cid(model, x: torch.Tensor, persons: int, precision: str = 'fp32',
     finally:
         model.test_cfg = old
     return dict(persons=persons, persons_found=found, precision=precision,
-                memory_format=memory_format, median_ms=statistics.median(ts), min_ms=min(ts))
+                memory_format=memory_format, fuse_conv_bn=fuse_conv_bn, median_ms=statistics.median(ts), min_ms=min(ts))

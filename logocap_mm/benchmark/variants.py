@@ -1,6 +1,6 @@
 """The layout / precision variants the benchmark times, as network plans.
 
-Each variant is a ``(precision, memory_format)`` pair of ``model.test_cfg``; a timing loop
+Each variant is a ``(precision, memory_format[, fuse_conv_bn])`` set of ``model.test_cfg``; a timing loop
 runs its stages inside ``with use_plan(plan_for(name, device)):`` and everything that runs
 network layers (``LogoCapPoseEstimator.extract_feat``, the head's branches and the CMP) picks
 the plan up; the decoder geometry stays fp32.
@@ -16,6 +16,13 @@ VARIANTS: Dict[str, Dict[str, str]] = {
     'fp32-channels_last': dict(precision='fp32', memory_format='channels_last'),
     'bf16-channels_last': dict(precision='bf16', memory_format='channels_last'),
     'fp16-channels_last': dict(precision='fp16', memory_format='channels_last'),
+    # the same with the backbone's and neck's BatchNorms folded (test_cfg.fuse_conv_bn)
+    'fp32-channels_last-fused': dict(precision='fp32', memory_format='channels_last',
+                                     fuse_conv_bn=True),
+    'bf16-channels_last-fused': dict(precision='bf16', memory_format='channels_last',
+                                     fuse_conv_bn=True),
+    'fp16-channels_last-fused': dict(precision='fp16', memory_format='channels_last',
+                                     fuse_conv_bn=True),
 }
 
 

@@ -3,11 +3,14 @@
 Two ``model.test_cfg`` options select it:
 
 * ``memory_format``: ``'auto'`` (default), ``'channels_last'`` or ``'contiguous'``.
-  ``'auto'`` keeps today's numbers: contiguous on every device for now. Channels_last is
-  faster on this project's CPU (backbone+neck 0.62-0.80x) but changes the kernels' summation
-  order (differences ~1e-6 on the maps), which flips exact near-ties of the decoder (a
-  rank-16 centre of a parity fixture image, one keypoint by 0.3 px against the exported
-  graph), so it is opt-in (``'channels_last'``) until those checks allow it.
+  ``'auto'`` is channels_last on CPU, where it was measured faster (W32, 512, flip, 30
+  people, end to end: 0.74x of contiguous on a 2-core AMD EPYC (AVX2), 0.93x on a 2-core
+  Xeon with AVX512), and contiguous on CUDA and other devices (not measured there yet). The
+  layout changes the kernels' summation order (~1e-6 on the maps): the poses stay the same
+  (keypoints within 1e-2 px on the tested images), but an exact tie of the reference (two
+  equal centre scores, two equal KAM responses) can resolve the other way, so stage-by-stage
+  parity with the reference is checked with ``'contiguous'``. Training runs as written:
+  ``LogoCapPoseEstimator.train()`` puts converted modules back to contiguous.
 * ``precision``: ``'fp32'`` (default), ``'bf16'`` or ``'fp16'``: ``torch.autocast`` over
   the network (backbone, neck, the head's branches and the CMP). The decoder geometry
   (upsampling, centre NMS, offsets to coordinates, global adaptation, scores, NMS) always
@@ -15,6 +18,10 @@ Two ``model.test_cfg`` options select it:
 * ``compile``: ``False`` (default) or ``True``: the backbone and neck run through
   ``torch.compile`` (inductor), compiled at the first ``predict`` and again for each new input
   shape, layout or precision (minutes on a small CPU); opt-in.
+* ``fuse_conv_bn``: ``False`` (default) or ``True``: the backbone and neck run as a copy with
+  each BatchNorm folded into the convolution before it (:mod:`logocap_mm.models.fusion`:
+  rounding-level changes, checked against the source once per rebuild; one more copy of
+  their weights in memory); opt-in.
 
 The estimator resolves one :class:`NetworkPlan` per ``predict`` call (from ``test_cfg`` and
 the input's device) and makes it current with :func:`use_plan`; the parts that run network
@@ -32,8 +39,8 @@ from torch import Tensor, nn
 PRECISIONS = ('fp32', 'bf16', 'fp16')
 MEMORY_FORMATS = ('auto', 'channels_last', 'contiguous')
 DTYPES = dict(fp32=None, bf16=torch.bfloat16, fp16=torch.float16)
-# devices on which 'auto' picks channels_last: none for now (see the module docstring)
-AUTO_CHANNELS_LAST = ()
+# devices on which 'auto' picks channels_last (measured faster; see the module docstring)
+AUTO_CHANNELS_LAST = ('cpu',)
 
 
 def check_network_options(test_cfg: dict) -> None:
@@ -45,9 +52,10 @@ def check_network_options(test_cfg: dict) -> None:
     prec = test_cfg.get('precision', 'fp32')
     if prec not in PRECISIONS:
         raise ValueError(f'test_cfg.precision must be one of {PRECISIONS}, got {prec!r}')
-    if not isinstance(test_cfg.get('compile', False), bool):
-        raise ValueError(f"test_cfg.compile must be True or False, got "
-                         f"{test_cfg.get('compile')!r}")
+    for key in ('compile', 'fuse_conv_bn'):
+        if not isinstance(test_cfg.get(key, False), bool):
+            raise ValueError(f'test_cfg.{key} must be True or False, got '
+                             f'{test_cfg.get(key)!r}')
 
 
 def _check_device_precision(device: torch.device, precision: str) -> None:
@@ -75,6 +83,32 @@ def _check_device_precision(device: torch.device, precision: str) -> None:
                          f'({msg}); {hint}')
 
 
+_WARNED: set = set()
+
+
+def _cpu_has_native(precision: str) -> bool:
+    """Whether oneDNN runs ``precision`` natively on this CPU (AVX512-BF16/AMX for bf16,
+    AVX512-FP16/AMX-FP16 for fp16); True when torch cannot tell."""
+    probe = dict(bf16='_is_mkldnn_bf16_supported', fp16='_is_mkldnn_fp16_supported')[precision]
+    try:
+        return bool(getattr(torch.ops.mkldnn, probe)())
+    except (AttributeError, RuntimeError):
+        return True
+
+
+def _warn_if_emulated(device: torch.device, precision: str) -> None:
+    """Warn once per process if a CPU runs ``precision`` without native instructions: it
+    runs, correctly, but the convolutions are ~10x slower than fp32 (a 2-core AVX2 EPYC:
+    14 bf16 / 16 fp16 vs 138 fp32 GFLOP/s on a 3x3 convolution)."""
+    if device.type != 'cpu' or DTYPES[precision] is None or precision in _WARNED:
+        return
+    if not _cpu_has_native(precision):
+        _WARNED.add(precision)
+        warnings.warn(f"test_cfg.precision={precision!r}: this CPU "
+                      f"({torch.backends.cpu.get_cpu_capability()}) has no native {precision} "
+                      f"instructions; it runs correctly but about 10x slower than 'fp32'")
+
+
 class NetworkPlan(NamedTuple):
     """Memory format and autocast dtype for the network layers on one device.
 
@@ -84,16 +118,19 @@ class NetworkPlan(NamedTuple):
         channels_last (bool | None): modules and 4-D inputs in ``torch.channels_last``
             (True) or contiguous (False); None leaves both as they are.
         compile (bool): run the backbone and neck through ``torch.compile``.
+        fuse_conv_bn (bool): run the backbone and neck with BatchNorms folded.
     """
     device_type: str = 'cpu'
     dtype: Optional[torch.dtype] = None
     channels_last: Optional[bool] = None
     compile: bool = False
+    fuse_conv_bn: bool = False
 
     @property
     def identity(self) -> bool:
         """True if the plan changes nothing (no autocast, layouts left alone)."""
-        return self.dtype is None and self.channels_last is None and not self.compile
+        return (self.dtype is None and self.channels_last is None and not self.compile
+                and not self.fuse_conv_bn)
 
     def autocast(self):
         """``torch.autocast(device_type, dtype)``, or a no-op context for fp32."""
@@ -144,13 +181,15 @@ def resolve_plan(test_cfg: dict, device: torch.device) -> NetworkPlan:
     device = torch.device(device)
     precision = test_cfg.get('precision', 'fp32')
     _check_device_precision(device, precision)
+    _warn_if_emulated(device, precision)
     fmt = test_cfg.get('memory_format', 'auto')
     if fmt == 'auto':
         channels_last = device.type in AUTO_CHANNELS_LAST
     else:
         channels_last = fmt == 'channels_last'
     return NetworkPlan(device.type, DTYPES[precision], channels_last,
-                       bool(test_cfg.get('compile', False)))
+                       bool(test_cfg.get('compile', False)),
+                       bool(test_cfg.get('fuse_conv_bn', False)))
 
 
 def prepare_module(module: nn.Module, channels_last: Optional[bool]) -> nn.Module:
@@ -167,6 +206,13 @@ def prepare_module(module: nn.Module, channels_last: Optional[bool]) -> nn.Modul
                   else torch.contiguous_format)
         module.__dict__['_logocap_channels_last'] = channels_last
     return module
+
+
+def restore_layout(module: nn.Module) -> None:
+    """Put every submodule that a plan converted to channels_last back to contiguous."""
+    for m in module.modules():
+        if m.__dict__.get('_logocap_channels_last', False):
+            prepare_module(m, False)
 
 
 _CURRENT: contextvars.ContextVar = contextvars.ContextVar('logocap_network_plan', default=FP32)

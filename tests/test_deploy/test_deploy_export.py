@@ -82,7 +82,9 @@ def _torch_predict(conv, img, level):
     data = dict(img=img) if isinstance(img, np.ndarray) else dict(img_path=img)
     data.update(flip_indices=meta['flip_indices'])
     try:
-        model.test_cfg = dict(old, adaptation=level)
+        # the graph is exported from the contiguous fp32 model: compare with that layout
+        # (channels_last reorders the sums and can flip a near-tie of the top-2 responses)
+        model.test_cfg = dict(old, adaptation=level, memory_format='contiguous')
         with torch.no_grad():
             ds = model.test_step(pseudo_collate([pipe(data)]))[0]
     finally:

@@ -112,10 +112,10 @@ def test_inferencer_and_demo_take_precision_and_memory_format(checkpoint, tmp_pa
     assert not model.backbone.conv1.weight.is_contiguous(memory_format=torch.channels_last)
     demo = _demo()
     args = demo.parse_args([TINY_COCO, checkpoint, COCO_IMG, '--precision', 'bf16',
-                            '--memory-format', 'channels_last'])
+                            '--memory-format', 'channels_last', '--fuse-conv-bn'])
     model = demo.build_inferencer(args).inferencer.model
-    assert (model.test_cfg['precision'], model.test_cfg['memory_format']) == \
-        ('bf16', 'channels_last')
+    assert (model.test_cfg['precision'], model.test_cfg['memory_format'],
+            model.test_cfg['fuse_conv_bn']) == ('bf16', 'channels_last', True)
     results = demo.main([TINY_COCO, checkpoint, COCO_IMG, '--out-dir', str(tmp_path / 'o'),
                          '--precision', 'bf16', '--memory-format', 'channels_last'])
     assert len(results) == 1 and 1 <= len(results[0][1]) <= 5

@@ -93,6 +93,11 @@ def conv(fixture_dir, fixture_file, tmp_path_factory):
     res = model.load_state_dict(ck['state_dict'], strict=True)
     assert not res.missing_keys and not res.unexpected_keys
     model.eval()
+    # stage-by-stage parity is checked in the reference's layout (contiguous fp32): the
+    # default 'auto' layout (channels_last on CPU) reorders the convolutions' sums (~1e-6)
+    # and can flip the reference's exact ties (a tied centre of a plateau); that it gives
+    # the same poses is tested in tests/test_models/test_pose_estimators/test_precision.py
+    model.test_cfg = dict(model.test_cfg, memory_format='contiguous')
     meta = ck['meta']['dataset_meta']
     model.dataset_meta = meta
 

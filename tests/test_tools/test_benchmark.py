@@ -196,6 +196,9 @@ def test_decoder_stages_come_from_the_pipeline_hook():
                                            [(64, 64)] * 2) == 0.0
 
 
+VARIANTS = ('fp32-contiguous', 'bf16-channels_last', 'fp32-channels_last-fused')
+
+
 def test_benchmark_variant_peak_and_cid_rows(tmp_path):
     """Every requested layout / precision variant gives its own rows (same people found),
     the measured peak gives each stage a fraction, and CID is timed per N and variant."""
@@ -203,12 +206,12 @@ def test_benchmark_variant_peak_and_cid_rows(tmp_path):
     _cli().main([TINY, '--device', 'cpu', '--persons', '2', '--batch-size', '1',
                  '--repeats', '1', '--warmup', '0', '--input-size', '64',
                  '--memory', 'none', '--no-dekr', '--peak', '--cid',
-                 '--variants', 'fp32-contiguous', 'bf16-channels_last', '--out', str(out)])
+                 '--variants', *VARIANTS, '--out', str(out)])
     data = json.loads(out.read_text())
     rows = data['results']
-    assert [r['variant'] for r in rows] == ['fp32-contiguous', 'bf16-channels_last']
+    assert [r['variant'] for r in rows] == list(VARIANTS)
     assert all(r['persons_found'] == [2] for r in rows)
-    assert data['variants'] == ['fp32-contiguous', 'bf16-channels_last']
+    assert data['variants'] == list(VARIANTS)
     assert data['peak']['fp32']['gflops'] > 0 and data['peak']['bf16']['gflops'] > 0
     for r in rows:
         ref = data['peak']['fp32' if r['variant'].startswith('fp32') else 'bf16']['gflops']
@@ -216,8 +219,9 @@ def test_benchmark_variant_peak_and_cid_rows(tmp_path):
             assert abs(f - r['gflops_per_s'][s] / ref) < 1e-9
     cid = data['cid']
     assert cid['available'], cid['message']
-    assert set(cid['per_image']) == {'stock', 'fp32-contiguous', 'bf16-channels_last'}
+    assert set(cid['per_image']) == {'stock', *VARIANTS}
     for r in rows:
         c = cid['per_image'][r['variant']]['2']
         assert c['persons_found'] == 2
+        assert c['fuse_conv_bn'] is r['variant'].endswith('-fused')
         assert abs(r['ratio_to_cid'] - r['per_image_ms'] / c['median_ms']) < 1e-9

@@ -6,7 +6,8 @@ from .logocap_decoder import ADAPTATION_LEVELS
 
 # every test-time option lives in ``model.test_cfg`` (read by the estimator and the head)
 TEST_CFG_KEYS = ('flip_test', 'flip_mode', 'adaptation', 'output_heatmaps', 'image_chunk',
-                 'multiscale_test', 'memory_format', 'precision', 'compile')
+                 'multiscale_test', 'memory_format', 'precision', 'compile',
+                 'fuse_conv_bn')
 
 
 def resolve_adaptation(test_cfg: dict, decoder_level: str,

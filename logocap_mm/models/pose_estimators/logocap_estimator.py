@@ -9,8 +9,9 @@ from torch import Tensor
 
 from logocap_mm.models.heads.logocap_decoder import ADAPTATION_LEVELS
 from logocap_mm.models.heads.head_flip import FLIP_MODES
+from logocap_mm.models.fusion import FeatureNet, FoldedCopy
 from logocap_mm.models.heads.meta_checks import check_dataset_meta
-from logocap_mm.models.precision import (check_network_options, current_plan,
+from logocap_mm.models.precision import (check_network_options, current_plan, restore_layout,
                                          prepare_module, resolve_plan, use_plan)
 from logocap_mm.models.utils.checkpoint import (check_complete_for_inference,
                                                 check_state_dict_keys,
@@ -94,8 +95,11 @@ class LogoCapPoseEstimator(BottomupPoseEstimator):
 
     def train(self, mode: bool = True):
         # training from a partial checkpoint (fine-tuning) makes the weights the run's own
+        # and training runs in the layout it was written in: modules that a test-time
+        # 'auto'/'channels_last' plan converted (validation) go back to contiguous
         if mode:
             self._ckpt_missing = []
+            restore_layout(self)
         return super().train(mode)
 
     @property
@@ -128,17 +132,32 @@ class LogoCapPoseEstimator(BottomupPoseEstimator):
         in that layout and dtype to a head that follows the plan (``LogoCapHead``), else as
         fp32 contiguous maps. Outside ``predict`` (training, direct calls) as written."""
         plan = current_plan()
-        if plan.channels_last is None and plan.dtype is None and not plan.compile:
+        if plan.identity:
             return super().extract_feat(inputs)
-        prepare_module(self.backbone, plan.channels_last)
-        if self.with_neck:
-            prepare_module(self.neck, plan.channels_last)
         run = super().extract_feat
+        folded = None
+        if plan.fuse_conv_bn:
+            folded = self.__dict__.setdefault('_logocap_folded', FoldedCopy('backbone+neck'))
+            net = folded.get(FeatureNet(self.backbone, self.neck if self.with_neck else None),
+                             inputs)
+            if net is not None:
+                run = prepare_module(net, plan.channels_last)
+            else:
+                folded = None
+        if folded is None:
+            prepare_module(self.backbone, plan.channels_last)
+            if self.with_neck:
+                prepare_module(self.neck, plan.channels_last)
         if plan.compile:  # compiled once; torch.compile recompiles for new shapes/layouts
-            run = self.__dict__.get('_logocap_compiled_feat')
-            if run is None:
-                run = torch.compile(super().extract_feat)
-                self.__dict__['_logocap_compiled_feat'] = run
+            if folded is not None:
+                if folded.compiled is None:
+                    folded.compiled = torch.compile(run)
+                run = folded.compiled
+            else:
+                run = self.__dict__.get('_logocap_compiled_feat')
+                if run is None:
+                    run = torch.compile(super().extract_feat)
+                    self.__dict__['_logocap_compiled_feat'] = run
         with plan.autocast():
             feats = run(plan.input(inputs))
         if getattr(self.head, 'follows_network_plan', False):

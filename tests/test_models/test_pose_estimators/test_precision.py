@@ -96,9 +96,9 @@ def test_layouts_give_the_same_poses(conv, name, level, device):
     assert len(p0.keypoints) > 0
     for fmt in ('channels_last', 'auto'):
         out = _predict(model, batch, device, memory_format=fmt, adaptation=level)
-        # channels_last: the modules were converted (once) in place; 'auto' keeps today's
-        # contiguous layout (and so converts them back)
-        cl = fmt == 'channels_last'
+        # channels_last: the modules were converted (once) in place; 'auto' is
+        # channels_last on CPU and contiguous elsewhere
+        cl = fmt == 'channels_last' or device == 'cpu'
         assert model.backbone.__dict__['_logocap_channels_last'] is cl
         assert model.backbone.conv1.weight.is_contiguous(memory_format=torch.channels_last) \
             is cl
@@ -109,10 +109,35 @@ def test_layouts_give_the_same_poses(conv, name, level, device):
         np.testing.assert_allclose(p.bbox_scores, p0.bbox_scores, rtol=0, atol=1e-4)
         hm = out.pred_fields.heatmaps
         assert hm.dtype == torch.float32 and hm.is_contiguous()
+    # training runs in the written layout: train() converts the modules back
+    model.train()
+    try:
+        assert all(not m.__dict__.get('_logocap_channels_last', False) for m in model.modules())
+        assert not model.backbone.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+        assert all(p.is_contiguous() for p in model.parameters())
+    finally:
+        model.eval()
 
 
-def test_auto_keeps_the_contiguous_layout():
-    assert resolve_plan({}, torch.device('cpu')) == NetworkPlan('cpu', None, False)
+@pytest.mark.parametrize('fmt', ['contiguous', 'channels_last'])
+def test_fuse_conv_bn_gives_the_same_poses(conv, fmt):
+    """``fuse_conv_bn=True``: a folded copy runs; the model keeps its BatchNorms."""
+    model = conv['model']
+    n_bn = sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.backbone.modules())
+    for name in IMAGES:
+        batch = _batch(conv, name)
+        p0 = _predict(model, batch, memory_format='contiguous').pred_instances
+        p = _predict(model, batch, memory_format=fmt, fuse_conv_bn=True).pred_instances
+        assert model.__dict__['_logocap_folded'].copy is not None
+        assert len(p.keypoints) == len(p0.keypoints) > 0
+        np.testing.assert_allclose(p.keypoints, p0.keypoints, rtol=0, atol=1e-2)
+        np.testing.assert_allclose(p.keypoint_scores, p0.keypoint_scores, rtol=0, atol=1e-4)
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.backbone.modules()) == n_bn
+
+
+def test_auto_layout_per_device():
+    assert resolve_plan({}, torch.device('cpu')) == NetworkPlan('cpu', None, True)
+    assert resolve_plan({}, torch.device('cuda')).channels_last is False
     assert resolve_plan(dict(memory_format='channels_last'), 'cpu').channels_last is True
     assert resolve_plan(dict(memory_format='contiguous'), 'cpu').channels_last is False
     assert resolve_plan(dict(precision='bf16'), 'cpu').dtype is torch.bfloat16
@@ -189,7 +214,8 @@ def test_cuda_predicts_the_cpu_poses(conv, name, level):
 
 # ------------------------------------------------------------------------------ options
 @pytest.mark.parametrize('key,value', [('memory_format', 'nhwc'), ('precision', 'half'),
-                                       ('precision', torch.float16), ('compile', 'yes')])
+                                       ('precision', torch.float16), ('compile', 'yes'),
+                                       ('fuse_conv_bn', 1)])
 def test_bad_option_values_raise_at_build_time(key, value):
     from mmpose.registry import MODELS
     init_default_scope('mmpose')
