@@ -11,8 +11,9 @@ from logocap_mm.models.heads.logocap_decoder import ADAPTATION_LEVELS
 from logocap_mm.models.heads.head_flip import FLIP_MODES
 from logocap_mm.models.fusion import FeatureNet, FoldedCopy
 from logocap_mm.models.heads.meta_checks import check_dataset_meta
-from logocap_mm.models.precision import (check_network_options, current_plan, restore_layout,
-                                         prepare_module, resolve_plan, use_plan)
+from logocap_mm.models.precision import (check_network_options, current_plan,
+                                         prepare_module, resolve_plan, set_layout,
+                                         training_channels_last, use_plan)
 from logocap_mm.models.utils.checkpoint import (check_complete_for_inference,
                                                 check_state_dict_keys,
                                                 install_checkpoint_file_errors,
@@ -60,6 +61,8 @@ class LogoCapPoseEstimator(BottomupPoseEstimator):
                              f"{tc.get('flip_mode')!r}")
         self.image_chunk(torch.device('cpu'), tc)  # validates test_cfg.image_chunk
         check_network_options(tc)  # memory_format / precision values
+        if training_channels_last(self.train_cfg):  # train_cfg.memory_format, from the start
+            set_layout(self, True)
         self._ckpt_missing = []  # tensors the last loaded checkpoint lacked
 
     @staticmethod
@@ -95,11 +98,11 @@ class LogoCapPoseEstimator(BottomupPoseEstimator):
 
     def train(self, mode: bool = True):
         # training from a partial checkpoint (fine-tuning) makes the weights the run's own
-        # and training runs in the layout it was written in: modules that a test-time
-        # 'auto'/'channels_last' plan converted (validation) go back to contiguous
+        # and training runs in train_cfg.memory_format (after a validation that converted
+        # modules to the test-time layout, they are put back)
         if mode:
             self._ckpt_missing = []
-            restore_layout(self)
+            set_layout(self, training_channels_last(self.train_cfg))
         return super().train(mode)
 
     @property
