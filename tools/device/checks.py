@@ -156,7 +156,7 @@ def main(argv=None):
     if args.quick:
         timing += ['--input-size', '256', '--batch-size', '1', '--persons', '1', '10',
                    '--repeats', '1', '--precisions', 'fp32', 'bf16',
-                   '--formats', 'contiguous', 'channels_last']
+                   '--formats', 'contiguous', 'channels_last+fused']
     res['steps']['timing'] = skipped if 'timing' in args.skip else run_step(
         timing, min(left() * 0.6, 200 if args.device != 'cpu' else 600))
     if osp.isfile(args.out + '.timing.json'):
@@ -166,8 +166,12 @@ def main(argv=None):
              '--device', args.device, '--memory', 'none', '--dekr-deform', 'torchvision',
              '--out', args.out + '.bench.json']
     bench += (['--persons', '1', '--batch-size', '1', '--repeats', '1', '--input-size',
-               '256', '--no-dekr'] if args.quick else
-              ['--persons', '1', '30', '--batch-size', '1', '8', '--repeats', '5'])
+               '256', '--no-dekr', '--cid', '--variants', 'fp32-contiguous',
+               'fp32-channels_last-fused'] if args.quick else
+              ['--persons', '1', '30', '--batch-size', '1', '8', '--repeats', '5', '--peak',
+               '--cid', '--variants', 'fp32-contiguous', 'fp32-channels_last',
+               'fp32-channels_last-fused'] + (['fp16-channels_last'] if args.device != 'cpu'
+                                              else []))
     if 'benchmark' in args.skip:
         res['steps']['benchmark'] = skipped
     elif left() > 30:

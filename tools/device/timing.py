@@ -1,7 +1,8 @@
 """End-to-end ``predict`` time of LOGO-CAP per precision and memory format (one JSON).
 
     python tools/device/timing.py --device cuda --out T.json [--config configs/logocap/w32_coco.py]
-        [--batch-size 1 8] [--persons 1 30] [--precisions fp32 fp16] [--formats ...]
+        [--batch-size 1 8] [--persons 1 30] [--precisions fp32 fp16]
+        [--formats contiguous channels_last channels_last+fused]
 
 The model (random weights, flip test) runs ``model.predict`` on a preprocessed random
 batch; the head's flip-merged maps are replaced by the benchmark's synthetic N-person scene
@@ -75,7 +76,9 @@ def main(argv=None):
     p.add_argument('--persons', type=int, nargs='+', default=[1, 30])
     p.add_argument('--precisions', nargs='+', default=None,
                    help='default: fp32 fp16 on CUDA (+ bf16 where supported), fp32 bf16 on CPU')
-    p.add_argument('--formats', nargs='+', default=['contiguous', 'channels_last'])
+    p.add_argument('--formats', nargs='+',
+                   default=['contiguous', 'channels_last', 'channels_last+fused'],
+                   help="test_cfg.memory_format values; '+fused' adds fuse_conv_bn=True")
     p.add_argument('--repeats', type=int, default=5)
     p.add_argument('--warmup', type=int, default=2)
     args = p.parse_args(argv)
@@ -100,7 +103,9 @@ def main(argv=None):
             scene = scene_fn(B, N, (h, h), K, seed=N)
             for prec in precs:
                 for fmt in args.formats:
-                    model.test_cfg = dict(model.test_cfg, precision=prec, memory_format=fmt)
+                    layout, _, fused = fmt.partition('+')
+                    model.test_cfg = dict(model.test_cfg, precision=prec, memory_format=layout,
+                                          fuse_conv_bn=fused == 'fused')
                     ts, found = [], None
                     with torch.no_grad(), Injected(head, scene):
                         for i in range(args.warmup + args.repeats):
