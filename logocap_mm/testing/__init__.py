@@ -3,8 +3,8 @@
 (:mod:`.fixtures`), the shared tiny model / data builders (:mod:`.builders`) and
 :func:`~.tools.load_tool` for the tools' scripts."""
 from .builders import (COCO_DATA, REPO_ROOT, TEST_TINY_CONFIG, TINY_CONFIG,
-                       build_tiny_head, build_tiny_model, tiny_config,
-                       tiny_data_samples)
+                       build_tiny_head, build_tiny_model, fixed_train_batch,
+                       fixed_train_pipeline, tiny_config, tiny_data_samples)
 from .tools import load_tool
 from .fixtures import (TRAIN_FILES, image_files, missing_file, missing_keys, npz_keys,
                        skip_reasons)
@@ -12,4 +12,5 @@ from .fixtures import (TRAIN_FILES, image_files, missing_file, missing_keys, npz
 __all__ = ['npz_keys', 'image_files', 'missing_keys', 'missing_file', 'skip_reasons',
            'TRAIN_FILES', 'REPO_ROOT', 'TINY_CONFIG', 'TEST_TINY_CONFIG', 'COCO_DATA',
            'tiny_config', 'build_tiny_model', 'build_tiny_head', 'tiny_data_samples',
+           'fixed_train_batch', 'fixed_train_pipeline',
            'load_tool']

@@ -99,3 +99,28 @@ def tiny_data_samples(batch: int = 1, size: Tuple[int, int] = (64, 64),
         input_center=np.array([w / 2., h / 2.]), input_scale=np.array([float(w), float(h)]),
         flip_indices=fi, img_id=i, id=i)) for i in range(batch)]
     return torch.zeros(batch, 3, h, w), samples
+
+
+def fixed_train_pipeline(codec, size: int) -> list:
+    """A training pipeline without augmentation (one fixed sample per image): load, fit the
+    short side to ``size``, targets with ``codec``, heatmap mask, pack."""
+    return [
+        dict(type='LoadImage'),
+        dict(type='BottomupRandomAffine', input_size=(size, size), shift_factor=0.,
+             scale_factor=(1., 1.), rotate_factor=0., scale_type='short'),
+        dict(type='GenerateTarget', encoder=codec),
+        dict(type='BottomupGetHeatmapMask'),
+        dict(type='PackPoseInputs'),
+    ]
+
+
+def fixed_train_batch(cfg, data_root: str = COCO_DATA, size: int = 128) -> dict:
+    """Every image of ``cfg``'s training set under ``data_root``, through
+    :func:`fixed_train_pipeline`, collated as one batch (``pseudo_collate``)."""
+    from mmengine.dataset import pseudo_collate
+    from mmpose.registry import DATASETS
+    ds_cfg = copy.deepcopy(cfg.train_dataloader.dataset)
+    ds_cfg.data_root = data_root.rstrip('/') + '/'
+    ds_cfg.pipeline = fixed_train_pipeline(cfg.codec, size)
+    ds = DATASETS.build(ds_cfg)
+    return pseudo_collate([ds[i] for i in range(len(ds))])

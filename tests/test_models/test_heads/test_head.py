@@ -11,7 +11,7 @@ from mmengine.dataset import pseudo_collate
 from mmpose.registry import DATASETS, MODELS
 
 from logocap_mm.testing import build_tiny_model as _model
-from logocap_mm.testing import tiny_config
+from logocap_mm.testing import fixed_train_pipeline, tiny_config
 
 
 @pytest.fixture(scope='module')
@@ -150,14 +150,7 @@ def test_overfit_one_image_every_term_decreases_every_branch_learns(cfg):
     c = copy.deepcopy(cfg)
     # deterministic sample: no augmentation; gate 0 so that L_K and L_H~ are active from the
     # first step (with the default 0.5 gate an untrained model rarely passes; see README)
-    c.train_dataloader.dataset.pipeline = [
-        dict(type='LoadImage'),
-        dict(type='BottomupRandomAffine', input_size=(256, 256), shift_factor=0.,
-             scale_factor=(1., 1.), rotate_factor=0., scale_type='short'),
-        dict(type='GenerateTarget', encoder=c.codec),
-        dict(type='BottomupGetHeatmapMask'),
-        dict(type='PackPoseInputs'),
-    ]
+    c.train_dataloader.dataset.pipeline = fixed_train_pipeline(c.codec, 256)
     c.model.head.oks_gate = 0.0
     c.model.head.train_topk = 4  # 4 instances keep the CMP cheap on a 2-core CPU
     model = _model(c)

@@ -20,6 +20,7 @@ import pytest
 import torch
 
 import logocap_mm  # noqa: F401
+from logocap_mm.testing import fixed_train_batch
 from logocap_mm.models.precision import (FP32, NetworkPlan, current_plan, prepare_module,
                                          resolve_plan, use_plan)
 from mmengine.config import Config
@@ -254,25 +255,14 @@ def test_training_step_under_autocast(precision):
     """The tiny model's losses (LOGO-CAP terms active: gate 0) and gradients under CPU bf16 /
     fp16 autocast, as ``AmpOptimWrapper`` runs a training step (fp16 with its initial 2**16
     loss scale), next to fp32."""
-    from mmengine.dataset import pseudo_collate
     from mmengine.logging import MMLogger
-    from mmpose.registry import DATASETS, MODELS
+    from mmpose.registry import MODELS
     init_default_scope('mmpose')
     MMLogger.get_current_instance().setLevel(logging.WARNING)
     c = Config.fromfile(TINY)
     c.model.backbone.pop('init_cfg', None)
     c.model.head.oks_gate = 0.0
-    c.train_dataloader.dataset.data_root = DATA + '/'
-    c.train_dataloader.dataset.pipeline = [
-        dict(type='LoadImage'),
-        dict(type='BottomupRandomAffine', input_size=(128, 128), shift_factor=0.,
-             scale_factor=(1., 1.), rotate_factor=0., scale_type='short'),
-        dict(type='GenerateTarget', encoder=c.codec),
-        dict(type='BottomupGetHeatmapMask'),
-        dict(type='PackPoseInputs'),
-    ]
-    ds = DATASETS.build(c.train_dataloader.dataset)
-    data = pseudo_collate([ds[i] for i in range(len(ds))])
+    data = fixed_train_batch(c, DATA, 128)
     torch.manual_seed(0)
     model = MODELS.build(c.model).train()
     state = copy.deepcopy(model.state_dict())

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 import logocap_mm  # noqa: F401
-from logocap_mm.testing import REPO_ROOT
+from logocap_mm.testing import REPO_ROOT, fixed_train_batch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
@@ -30,22 +30,6 @@ def _cfg(**train_cfg):
     c.model.head.oks_gate = 0.0  # the LOGO-CAP losses are active from the first step
     c.model.train_cfg = train_cfg
     return c
-
-
-def _data(c):
-    from mmengine.dataset import pseudo_collate
-    from mmpose.registry import DATASETS
-    c.train_dataloader.dataset.data_root = DATA + '/'
-    c.train_dataloader.dataset.pipeline = [
-        dict(type='LoadImage'),
-        dict(type='BottomupRandomAffine', input_size=(128, 128), shift_factor=0.,
-             scale_factor=(1., 1.), rotate_factor=0., scale_type='short'),
-        dict(type='GenerateTarget', encoder=c.codec),
-        dict(type='BottomupGetHeatmapMask'),
-        dict(type='PackPoseInputs'),
-    ]
-    ds = DATASETS.build(c.train_dataloader.dataset)
-    return pseudo_collate([ds[i] for i in range(len(ds))])
 
 
 def _is_cl(model):
@@ -85,7 +69,7 @@ def test_channels_last_training_equals_contiguous():
     cl = MODELS.build(_cfg(memory_format='channels_last').model)
     cl.load_state_dict(ref.state_dict())
     assert _is_cl(cl) and not _is_cl(ref)  # from the start, before any train()
-    data = _data(_cfg())
+    data = fixed_train_batch(_cfg(), DATA, 128)
     ref.train(), cl.train()
     assert _is_cl(cl) and not _is_cl(ref)
     l0, g0 = _step(ref, data)
