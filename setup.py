@@ -14,7 +14,7 @@ setup(
     long_description_content_type='text/markdown',
     license='Apache-2.0',
     python_requires='>=3.8',
-    packages=find_packages(include=['logocap_mm', 'logocap_mm.*']),
+    packages=find_packages(include=['logocap_mm', 'logocap_mm.*', 'logocap_rt', 'logocap_rt.*']),
     include_package_data=True,
     install_requires=[
         'torch>=2.0',

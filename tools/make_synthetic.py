@@ -248,6 +248,42 @@ def _bbox(mask):
             float(ys.max() - ys.min() + 1)]
 
 
+def person_annotations(kps, hiddens, masks, w, h):
+    """COCO annotations of figures drawn far to near (``masks[i]``: figure i's body mask).
+
+    Returns one dict per figure (``iscrowd, segmentation, area, bbox, keypoints,
+    num_keypoints``), None for a figure fully hidden by nearer ones (< 16 visible pixels).
+    """
+    front = np.zeros((h, w), np.uint8)
+    vis_masks, occluders = [None] * len(kps), [None] * len(kps)
+    for i in range(len(kps) - 1, -1, -1):  # near to far: accumulate occluders
+        vis_masks[i] = (masks[i] > 0) & (front == 0)
+        occluders[i] = front.copy()
+        front |= masks[i]
+    anns = []
+    for kp, hid, vm, occluder in zip(kps, hiddens, vis_masks, occluders):
+        area = float(vm.sum())
+        if area < 16:
+            anns.append(None)  # fully hidden
+            continue
+        out = []
+        nk = 0
+        for k in range(17):
+            x, y = float(kp[k, 0]), float(kp[k, 1])
+            if not (0 <= x < w and 0 <= y < h):
+                out += [0, 0, 0]
+                continue
+            xi, yi = min(int(x), w - 1), min(int(y), h - 1)
+            v = 1 if (hid[k] or occluder[yi, xi]) else 2
+            out += [round(x, 2), round(y, 2), v]
+            nk += 1
+        polys = mask_polygons(vm)
+        seg = polys if polys else rle_encode(vm)
+        anns.append(dict(iscrowd=0, segmentation=seg, area=area, bbox=_bbox(vm),
+                         keypoints=out, num_keypoints=nk))
+    return anns
+
+
 def make_image(rng, img_id, ann_start, crowded=False):
     """One image and its annotations. Returns (image BGR uint8, image dict w/o file_name,
     list of annotation dicts). ``crowded``: 3-6 people, 90% of them in one tight cluster."""
@@ -294,32 +330,8 @@ def make_image(rng, img_id, ann_start, crowded=False):
     # sensor noise last (deterministic: from rng)
     noise = rng.normal(0, 4, img.shape)
     img = np.clip(img.astype(np.float64) + noise, 0, 255).astype(np.uint8)
-    front = np.zeros((h, w), np.uint8)
-    vis_masks = [None] * len(people)
-    for i in range(len(people) - 1, -1, -1):  # near to far: accumulate occluders
-        vis_masks[i] = (masks[i] > 0) & (front == 0)
-        people[i] = people[i] + (front.copy(), )
-        front |= masks[i]
-    for i, (_, kp, hid, dr, col, occluder) in enumerate(people):
-        vm = vis_masks[i]
-        area = float(vm.sum())
-        if area < 16:
-            continue  # fully hidden
-        kps = []
-        nk = 0
-        for k in range(17):
-            x, y = float(kp[k, 0]), float(kp[k, 1])
-            if not (0 <= x < w and 0 <= y < h):
-                kps += [0, 0, 0]
-                continue
-            xi, yi = min(int(x), w - 1), min(int(y), h - 1)
-            v = 1 if (hid[k] or occluder[yi, xi]) else 2
-            kps += [round(x, 2), round(y, 2), v]
-            nk += 1
-        polys = mask_polygons(vm)
-        seg = polys if polys else rle_encode(vm)
-        anns.append(dict(iscrowd=0, segmentation=seg, area=area, bbox=_bbox(vm),
-                         keypoints=kps, num_keypoints=nk))
+    anns += [a for a in person_annotations([p[1] for p in people], [p[2] for p in people],
+                                           masks, w, h) if a is not None]
     for j, a in enumerate(anns):
         a.update(id=ann_start + j, image_id=img_id, category_id=1)
     return img, dict(id=img_id, width=w, height=h), anns
