@@ -14,7 +14,8 @@ setup(
     long_description_content_type='text/markdown',
     license='Apache-2.0',
     python_requires='>=3.8',
-    packages=find_packages(include=['logocap_mm', 'logocap_mm.*', 'logocap_rt', 'logocap_rt.*']),
+    packages=find_packages(include=['logocap_mm', 'logocap_mm.*', 'logocap_rt',
+                                    'logocap_rt.*']),
     include_package_data=True,
     install_requires=[
         'torch>=2.0',
@@ -30,6 +31,8 @@ setup(
         # mmdet 3.2 asserts 2.0.0rc4 <= mmcv < 2.2.0; choose one flavour.
         'lite': ['mmcv-lite==2.1.0'],
         'full': ['mmcv==2.1.0'],
-        'tests': ['pytest', 'openmim==0.3.9'],
+        # pose tracking (logocap_rt.tracking) and its benchmark's MOT metrics
+        'video': ['scipy>=1.5', 'motmetrics==1.4.0'],
+        'tests': ['pytest', 'openmim==0.3.9', 'motmetrics==1.4.0', 'OneEuroFilter==0.2.1'],
     },
 )

@@ -61,11 +61,15 @@ t pip install -q "${PINS[@]}" click colorama model-index pandas requests rich ta
 # 5. deploy: ONNX export (onnx, onnxscript for the dynamo exporter) and the torch-free runtime.
 t pip install -q "${PINS[@]}" onnx==1.23.1 onnxscript==0.7.2 onnxruntime==1.30.0
 
-# 6. test tools and the plugin itself (editable, no deps: they are all above).
+# 6. video tracking: py-motmetrics (MOTA/IDF1 of the tracking benchmark) and the reference
+#    One-Euro filter (the smoothing tests compare against it); scipy comes with MMPose.
+t pip install -q "${PINS[@]}" motmetrics==1.4.0 OneEuroFilter==0.2.1
+
+# 7. test tools and the plugin itself (editable, no deps: they are all above).
 t pip install -q "${PINS[@]}" pytest
 t pip install -q --no-deps --no-build-isolation -e .
 
-# 7. mmcv-lite only: the `mmcv._ext` stand-in at interpreter start (removed for full mmcv).
+# 8. mmcv-lite only: the `mmcv._ext` stand-in at interpreter start (removed for full mmcv).
 SITE=$(python -c 'import site; print(site.getsitepackages()[0])')
 rm -f "$SITE/logocap_mm_mmcv_ext.pth"
 if [ "$MMCV" = lite ]; then
