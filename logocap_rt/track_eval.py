@@ -59,9 +59,12 @@ def gt_oks(gt_frame, kpts):
                       g['area'][:, None], COCO_SIGMAS)
 
 
-def noisy_detections(gt, noise_px=2.0, drop=0.1, seed=0):
+def noisy_detections(gt, noise_px=2.0, drop=0.1, seed=0, min_kpts=3):
     """Detections made from the ground truth: Gaussian noise of ``noise_px`` on every
     coordinate, a ``drop`` fraction of the poses removed at random, the rest shuffled.
+    Poses with fewer than ``min_kpts`` labelled keypoints (a foot or a hand at the image
+    border, a person almost hidden) are not given: a detector does not find a person
+    from one ankle.
 
     Returns ``(frames, kept_gt)``: per frame ``(kpts (N, 17, 2), kpt_scores (N, 17))`` (score
     1 for labelled keypoints, 0 for the others), and the ground truth restricted to the
@@ -70,7 +73,8 @@ def noisy_detections(gt, noise_px=2.0, drop=0.1, seed=0):
     rng = np.random.default_rng(seed)
     dets, kept = [], []
     for g in gt['frames']:
-        keep = np.flatnonzero(rng.random(len(g['ids'])) >= drop)
+        keep = np.flatnonzero((rng.random(len(g['ids'])) >= drop)
+                              & ((g['vis'] > 0).sum(1) >= min_kpts))
         keep = keep[rng.permutation(len(keep))]
         k = g['kpts'][keep] + rng.normal(0, noise_px, g['kpts'][keep].shape)
         dets.append((k, (g['vis'][keep] > 0).astype(np.float64)))
@@ -192,3 +196,18 @@ def jitter_and_lag(gt, hyp, matches, max_lag=4.0, step=0.1):
                 jitter=float(a_d.mean()) if len(a_d) else nan,
                 lag=float(taus[int(np.argmin(mse))]) if np.isfinite(mse).any() else nan,
                 samples=int(len(a_d)))
+
+
+def merge_clips(gts, hyps, stride=100000):
+    """One ground truth and one hypothesis sequence from several clips (frames one after
+    the other; clip c's ground-truth and track ids offset by ``c * stride``, so no identity
+    spans two clips). Score the result with :func:`mot_metrics` and :func:`jitter_and_lag`.
+    """
+    frames, hyp = [], []
+    for c, (gt, h) in enumerate(zip(gts, hyps)):
+        if len(h) != len(gt['frames']):
+            raise ValueError(f'clip {c}: {len(h)} hypothesis frames for '
+                             f'{len(gt["frames"])} ground-truth frames')
+        frames += [dict(g, ids=g['ids'] + c * stride) for g in gt['frames']]
+        hyp += [(np.asarray(ids) + c * stride, k) for ids, k in h]
+    return dict(fps=gts[0]['fps'] if gts else 25.0, video=None, frames=frames), hyp

@@ -42,6 +42,9 @@ class TrackerConfig:
         kpt_thr (float): keypoints with a score below this are ignored (matching, smoothing).
         min_area (float): smallest OKS scale s^2, px^2: a person showing only a few keypoints
             (entering, leaving, occluded) is matched at least at this scale.
+        support (float): the similarity of a detection and a track is their OKS times
+            ``n / (n + support)``, n = the keypoints they share: a match on few keypoints
+            counts less (>= 0).
         pose_thr (float): poses with a pose score below this are not tracked (id -1).
         velocity (float): weight (0-1) of the newest displacement in each keypoint's velocity
             estimate (an exponential average); 0 turns motion prediction off.
@@ -56,6 +59,7 @@ class TrackerConfig:
     max_age: int = 15
     kpt_thr: float = 0.05
     min_area: float = 1024.0
+    support: float = 1.0
     pose_thr: float = 0.05
     velocity: float = 0.3
     smooth: bool = False
@@ -69,7 +73,8 @@ class TrackerConfig:
         def bad(name, what):
             raise ValueError(f'TrackerConfig.{name} must be {what}, '
                              f'got {getattr(self, name)!r}')
-        for name in ('min_oks', 'kpt_thr', 'min_area', 'pose_thr', 'velocity', 'fps'):
+        for name in ('min_oks', 'kpt_thr', 'min_area', 'support', 'pose_thr', 'velocity',
+                     'fps'):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
                 bad(name, 'a finite number')
@@ -79,6 +84,8 @@ class TrackerConfig:
             bad('velocity', 'in [0, 1]')
         if self.fps <= 0:
             bad('fps', '> 0')
+        if self.support < 0:
+            bad('support', '>= 0')
         if self.min_area < 1:
             bad('min_area', '>= 1')
         for name, lo in (('min_hits', 1), ('max_age', 0)):
@@ -200,6 +207,10 @@ class PoseTracker:
             area = np.maximum(np.maximum(areas[use][:, None], tr['area'][None]),
                               cfg.min_area)
             oks = oks_matrix(kpts[use], valid[use], pred, tr['valid'], area, cfg.sigmas)
+            # a match on few keypoints weighs less (one ankle of a person entering the image
+            # must not take the track of the person whose ankle it overlaps)
+            n = (valid[use][:, None] & tr['valid'][None]).sum(-1)
+            oks = oks * n / np.maximum(n + cfg.support, 1e-9)
             from scipy.optimize import linear_sum_assignment
             rows, cols = linear_sum_assignment(1.0 - oks)
             ok = oks[rows, cols] >= cfg.min_oks

@@ -1,7 +1,7 @@
 """Generate synthetic multi-person video clips with ground-truth identities (seeded).
 
     python tools/make_synthetic_video.py --out-dir data/synthetic_video [--seed 0]
-        [--num-clips 3] [--frames 100] [--people 5] [--fps 25] [--size 320x256] [--force]
+        [--num-clips 4] [--frames 120] [--people 6] [--fps 25] [--size 320x256] [--force]
 
 Writes, under ``--out-dir`` only::
 
@@ -192,9 +192,9 @@ def parse_args(argv=None):
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--out-dir', required=True)
     p.add_argument('--seed', type=int, default=0)
-    p.add_argument('--num-clips', type=int, default=3)
-    p.add_argument('--frames', type=int, default=100, help='frames per clip')
-    p.add_argument('--people', type=int, default=5, help='people per clip (not all at once)')
+    p.add_argument('--num-clips', type=int, default=4)
+    p.add_argument('--frames', type=int, default=120, help='frames per clip')
+    p.add_argument('--people', type=int, default=6, help='people per clip (not all at once)')
     p.add_argument('--fps', type=float, default=25.0)
     p.add_argument('--size', default='320x256', help='WxH of the frames')
     p.add_argument('--force', action='store_true', help='regenerate even if cached')
