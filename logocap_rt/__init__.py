@@ -1,9 +1,28 @@
-"""Torch-free runtime pieces of logocap_mm (numpy, scipy and OpenCV only).
+"""logocap_rt: the torch-free LOGO-CAP runtime.
 
-* :mod:`.tracking`: :class:`PoseTracker`, identities of poses across video frames;
-* :mod:`.smoothing`: a vectorised One-Euro filter for keypoint trajectories.
+Runs a model exported by ``tools/deploy/export_onnx.py`` with numpy, OpenCV and ONNX
+Runtime only. Importing it imports none of torch, mmengine, mmcv, mmpose or the
+``logocap_mm`` plugin, whether or not they are installed, so a deployment machine needs
+only ``pip install logocap-mm[runtime]``.
+
+* :class:`LogoCapONNX`: ``LogoCapONNX(path)(image)`` -> instances in the original image;
+* :mod:`.geometry`: the test canvas (shared with the MMPose pipeline's ``LogoCapResize``);
+* :mod:`.pixels`: the image-array rules (shared with the MMPose pipeline);
+* :mod:`.metadata`: the facts an exported file carries, and their checks;
+* :mod:`.postprocess`: pose NMS, people cap, instances; :mod:`.draw`: drawings;
+* :mod:`.tracking`: :class:`PoseTracker`, identities of poses across video frames (needs
+  scipy), with :mod:`.smoothing` (One-Euro filter) and :mod:`.track_draw` (drawings by id);
+  :mod:`.track_eval` scores tracks against ground-truth identities (needs py-motmetrics).
 """
+from .draw import draw_instances
+from .metadata import decode as read_metadata
+from .model import LogoCapONNX, preprocess, read_image
+from .postprocess import finalize, pose_nms, to_instances
 from .smoothing import OneEuroFilter
-from .tracking import PoseTracker, TrackerConfig, oks_matrix
+from .tracking import PoseTracker, TrackerConfig
 
-__all__ = ['OneEuroFilter', 'PoseTracker', 'TrackerConfig', 'oks_matrix']
+__version__ = '0.1.0'
+
+__all__ = ['LogoCapONNX', 'read_image', 'preprocess', 'read_metadata', 'pose_nms', 'finalize',
+           'to_instances', 'draw_instances', 'OneEuroFilter', 'PoseTracker', 'TrackerConfig',
+           '__version__']

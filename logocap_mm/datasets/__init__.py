@@ -2,7 +2,7 @@
 ``VISUALIZERS``)."""
 from .checked_datasets import (LogoCapCocoDataset, LogoCapCrowdPoseDataset,
                                LogoCapOCHumanDataset)
-from logocap_mm.input_checks import to_network_dtype
+from logocap_rt.pixels import to_network_dtype
 from .orientation import (LogoCapPoseLocalVisualizer, exif_orientation,
                           image_in_prediction_frame)
 from .train_transforms import (LogoCapGetHeatmapMask, LogoCapRandomAffine,

@@ -17,7 +17,7 @@ from mmcv.transforms import BaseTransform
 from mmpose.registry import TRANSFORMS
 
 # the geometry is numpy-only and shared with the torch-free ONNX runtime
-from logocap_mm.resize_geometry import (ROUND_MODES, fit_long_side_params,
+from logocap_rt.geometry import (ROUND_MODES, fit_long_side_params,
                                         reference_resize_params, reference_warp_matrix,
                                         resize_to_canvas)
 
@@ -56,7 +56,7 @@ class LogoCapResize(BaseTransform):
         min_side (int): smallest allowed canvas side, the network's output stride (4): a
             canvas with a side below it is a ``ValueError`` naming the file.
 
-    Input dtypes: see :mod:`logocap_mm.datasets.input_checks` (uint8; uint16 scaled to 8
+    Input dtypes: see :mod:`logocap_rt.pixels` (uint8; uint16 scaled to 8
     bits; float32 in [0, 255], a [0, 1] float image rescaled with a warning; other dtypes
     and NaN / inf pixels refused with a ``ValueError`` naming them).
 

@@ -12,8 +12,8 @@ with T the decoder's top-k (30). Inside: the image and its mirror as one batch o
 the network, the head's flip merge, centre NMS and top-k, the centre-offset poses and, per
 adaptation level, KEM sampling, the CMP and the plain global adaptation (windows, Gaussian,
 convolution with the KAMs as runtime weights, top-2). The pose NMS and the people cap run in
-the runtime (:mod:`logocap_mm.deploy.postprocess`). The model's facts go into the ONNX
-``metadata_props`` (:mod:`logocap_mm.deploy.metadata`). Needs torch, MMPose and onnxscript
+the runtime (:mod:`logocap_rt.postprocess`). The model's facts go into the ONNX
+``metadata_props`` (:mod:`logocap_rt.metadata`). Needs torch, MMPose and onnxscript
 (torch's dynamo-based exporter).
 """
 import contextlib
@@ -28,7 +28,7 @@ import torch.nn as nn
 from torch import Tensor
 
 from logocap_mm.models.adaptation import ADAPTATION_LEVELS
-from .metadata import FORMAT, INPUT_NAME, OUTPUT_NAMES, encode
+from logocap_rt.metadata import FORMAT, INPUT_NAME, OUTPUT_NAMES, encode
 
 __all__ = ['LogoCapExportModule', 'decode_padded', 'check_settings', 'export_model',
            'export_onnx', 'MIN_OPSET']
@@ -137,7 +137,7 @@ def _resize_step(cfg) -> dict:
 
 def model_facts(model, cfg, input_size: Optional[int], flip: bool, adaptation: str,
                 flip_mode: str) -> dict:
-    """The metadata of an export (see :mod:`logocap_mm.deploy.metadata`)."""
+    """The metadata of an export (see :mod:`logocap_rt.metadata`)."""
     import logocap_mm
     head, dec = model.head, model.head.pose_decoder
     rs = _resize_step(cfg)

@@ -255,3 +255,60 @@ def test_padded_slots_graph_gives_the_same_poses(conv, tmp_path):
         np.testing.assert_allclose(np.array([p['keypoint_scores'] for p in pa]),
                                    np.array([p['keypoint_scores'] for p in pb]), rtol=0,
                                    atol=1e-6)
+
+
+# the runtime's own imports: numpy, OpenCV (its .libs folder) and ONNX Runtime
+RUNTIME_DEPS = ('numpy', 'numpy.libs', 'cv2', 'opencv_python.libs', 'onnxruntime')
+
+
+def test_runtime_installs_alone_in_a_fresh_venv(conv, tmp_path):
+    """The project's wheel installed (no dependencies) into a new virtual environment that
+    holds only numpy, OpenCV and ONNX Runtime (linked from this environment) runs the
+    ``logocap-rt`` command on an image and gives the in-process runtime's poses."""
+    import site
+    import venv
+
+    from logocap_mm.deploy import LogoCapONNX
+    path = _export(conv, 'none')
+    wheels = tmp_path / 'wheels'
+    r = subprocess.run([sys.executable, '-m', 'pip', 'wheel', '-q', '--no-deps',
+                        '--no-build-isolation', '-w', str(wheels), ROOT],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    whl = glob.glob(str(wheels / 'logocap_mm-*.whl'))
+    assert len(whl) == 1, whl
+    env_dir = tmp_path / 'rtenv'
+    venv.EnvBuilder(with_pip=True).create(str(env_dir))
+    py = str(env_dir / 'bin' / 'python')
+    deps = tmp_path / 'deps'
+    deps.mkdir()
+    src = site.getsitepackages()[0]
+    for name in RUNTIME_DEPS:
+        if osp.exists(osp.join(src, name)):
+            os.symlink(osp.join(src, name), deps / name)
+    new_site = subprocess.run([py, '-c', 'import site; print(site.getsitepackages()[0])'],
+                              capture_output=True, text=True).stdout.strip()
+    with open(osp.join(new_site, 'runtime_deps.pth'), 'w') as f:
+        f.write(str(deps) + '\n')
+    r = subprocess.run([py, '-m', 'pip', 'install', '-q', '--no-deps', '--no-index', whl[0]],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    clean = {k: v for k, v in os.environ.items() if k != 'PYTHONPATH'}
+    # outside the clone, so that only the installed copy can be imported
+    r = subprocess.run([py, '-c', 'import sys, logocap_rt; print(logocap_rt.__file__); '
+                        'import importlib.util as u; '
+                        'print([m for m in ("torch", "mmengine", "mmcv", "mmpose") '
+                        'if u.find_spec(m)])'],
+                       capture_output=True, text=True, cwd=str(tmp_path), env=clean)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert str(env_dir) in r.stdout and r.stdout.strip().endswith('[]'), r.stdout
+    out = tmp_path / 'out'
+    img = IMAGES[0]
+    r = subprocess.run([str(env_dir / 'bin' / 'logocap-rt'), path, img, '--out-dir', str(out),
+                        '--no-draw'], capture_output=True, text=True, cwd=str(tmp_path),
+                       env=clean, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    stem = osp.splitext(osp.basename(img))[0]
+    with open(out / f'{stem}.json') as f:
+        got = json.load(f)
+    assert got == json.loads(json.dumps(LogoCapONNX(path)(img))) and len(got) > 0

@@ -1,0 +1,141 @@
+"""LOGO-CAP inference from an exported ONNX file (numpy, OpenCV and onnxruntime only).
+
+    python -m logocap_rt FILE.onnx IMAGE_OR_DIR [IMAGE_OR_DIR ...] --out-dir DIR
+        [--threads N] [--kpt-thr 0.05] [--pose-thr 0.05] [--no-draw]
+
+Writes ``DIR/<image stem>.json`` (MMPoseInferencer's ``pred_out_dir`` format: a list of
+instances with ``keypoints``, ``keypoint_scores``, ``bbox``, ``bbox_score``; every pose the
+model returns) and ``DIR/<image stem>.jpg`` (drawn: poses with ``bbox_score >= --pose-thr``,
+keypoints with a score ``>= --kpt-thr``). Files are written atomically and never over an
+input. An unreadable image is reported and skipped; the exit status is then 1.
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import sys
+import tempfile
+import time
+
+IMG_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp', '.tif', '.tiff')
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    p.add_argument('model', help='.onnx file written by tools/deploy/export_onnx.py')
+    p.add_argument('inputs', nargs='+', help='image files and/or folders of images')
+    p.add_argument('--out-dir', required=True, help='folder for the JSON files and drawings')
+    p.add_argument('--threads', type=int, default=None, help='ONNX Runtime intra-op threads')
+    p.add_argument('--kpt-thr', type=float, default=0.05)
+    p.add_argument('--pose-thr', type=float, default=0.05)
+    p.add_argument('--no-draw', action='store_true', help='write the JSON files only')
+    return p.parse_args(argv)
+
+
+def list_images(inputs):
+    """Image paths of the inputs (folders: their image files, sorted, not recursive)."""
+    out = []
+    for p in inputs:
+        if osp.isdir(p):
+            out += sorted(osp.join(p, f) for f in os.listdir(p)
+                          if f.lower().endswith(IMG_EXTS) and osp.isfile(osp.join(p, f)))
+        elif osp.isfile(p):
+            out.append(p)
+        else:
+            raise ValueError(f'input {p} does not exist')
+    if not out:
+        raise ValueError(f'no image found in {inputs}')
+    return out
+
+
+def write_atomic(path: str, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(prefix='.' + osp.basename(path) + '.', suffix='.tmp',
+                               dir=osp.dirname(path))
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            f.write(data)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 -> the usual permissions
+        os.replace(tmp, path)
+    finally:
+        if osp.exists(tmp):
+            os.remove(tmp)
+
+
+def output_paths(images, out_dir, draw):
+    """image -> (json path, drawing path or None); refuses clashing stems and inputs."""
+    inputs = {osp.realpath(p) for p in images}
+    seen, out = {}, {}
+    for img in images:
+        stem = osp.splitext(osp.basename(img))[0]
+        if stem in seen:
+            raise ValueError(f'{img} and {seen[stem]} would both write {stem}.json in '
+                             f'{out_dir}; run them separately')
+        seen[stem] = img
+        paths = (osp.join(out_dir, stem + '.json'),
+                 osp.join(out_dir, stem + '.jpg') if draw else None)
+        for q in paths:
+            if q is not None and osp.realpath(q) in inputs:
+                raise ValueError(f'output {q} would overwrite an input; choose another '
+                                 '--out-dir')
+        out[img] = paths
+    return out
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    import cv2
+
+    from . import LogoCapONNX, draw_instances, read_image
+    images = list_images(args.inputs)
+    if osp.realpath(args.model) in {osp.realpath(p) for p in images}:
+        raise ValueError('the model file is among the inputs')
+    os.makedirs(args.out_dir, exist_ok=True)
+    paths = output_paths(images, args.out_dir, not args.no_draw)
+    t0 = time.perf_counter()
+    model = LogoCapONNX(args.model, num_threads=args.threads)
+    print(f'loaded {args.model} in {time.perf_counter() - t0:.2f} s '
+          f'(adaptation={model.meta["adaptation"]}, flip={model.meta["flip_test"]}, '
+          f'S={model.meta["input_size"]})')
+    failed = []
+    for img_path in images:
+        try:
+            img = read_image(img_path)
+            t = time.perf_counter()
+            inst = model(img)
+            dt = time.perf_counter() - t
+        except ValueError as e:
+            failed.append((img_path, str(e)))
+            print(f'FAILED {img_path}: {e}', file=sys.stderr)
+            continue
+        jpath, dpath = paths[img_path]
+        write_atomic(jpath, json.dumps(inst, indent=2).encode())
+        if dpath:
+            shown = [i for i in inst if i['bbox_score'] >= args.pose_thr]
+            drawn = draw_instances(img, shown, model.meta.get('skeleton_links'),
+                                   args.kpt_thr)
+            ok, buf = cv2.imencode('.jpg', drawn)
+            if ok:
+                write_atomic(dpath, buf.tobytes())
+        n = sum(i['bbox_score'] >= args.pose_thr for i in inst)
+        print(f'{img_path}: {n} people (bbox_score >= {args.pose_thr}), {dt * 1e3:.0f} ms')
+    if failed:
+        print(f'{len(failed)} of {len(images)} images failed:', file=sys.stderr)
+        for p, why in failed:
+            print(f'  {p}: {why}', file=sys.stderr)
+        return 1
+    return 0
+
+
+def run(argv=None) -> int:
+    """``main`` with a refused input (ValueError) as one line on stderr and exit status 2."""
+    try:
+        return main(argv)
+    except ValueError as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 2
+
+
+if __name__ == '__main__':
+    sys.exit(run())
