@@ -16,7 +16,6 @@ summarises and exits 1. Ctrl-C during a video keeps the frames done (``DIR/clip.
 ``DIR/clip.mp4.partial.json``) and exits 130. Refused arguments: one line, exit 2.
 """
 import argparse
-import json
 import os
 import os.path as osp
 import sys
@@ -24,7 +23,8 @@ import time
 
 from .deps import MissingDependency
 from .images import ENV_MAX_PIXELS, max_pixels, read_image
-from .outputs import InputSet, atomic_write, check_out_dir, check_output, result_names
+from .outputs import (InputSet, atomic_write, check_out_dir, check_output, json_text,
+                      result_names)
 from .video import drawn_video_name, is_video, process_video
 
 IMG_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp', '.tif', '.tiff')
@@ -103,7 +103,7 @@ def _image(model, src, paths, args, files, draw_instances):
     inst = model(img)
     dt = time.perf_counter() - t
     jpath, dpath = paths
-    atomic_write(jpath, json.dumps(inst, indent=2), files)
+    atomic_write(jpath, json_text(inst), files)
     if dpath:
         shown = [i for i in inst if i['bbox_score'] >= args.pose_thr]
         drawn = draw_instances(img, shown, model.meta.get('skeleton_links'), args.kpt_thr)

@@ -15,14 +15,27 @@
   otherwise one ``ValueError`` line says why.
 """
 import contextlib
+import json
 import os
 import os.path as osp
 import stat
 import tempfile
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Union
 
-__all__ = ['same_file', 'check_output', 'check_out_dir', 'atomic_write', 'temp_path',
+__all__ = ['json_text', 'same_file', 'check_output', 'check_out_dir', 'atomic_write', 'temp_path',
            'publish', 'result_names', 'partial_name', 'InputSet']
+
+
+def _plain(obj):
+    """numpy scalars / arrays (anything with ``tolist``) -> Python values for JSON."""
+    if hasattr(obj, 'tolist'):
+        return obj.tolist()
+    raise TypeError(f'Object of type {type(obj).__name__} is not JSON serializable')
+
+
+def json_text(obj) -> str:
+    """``obj`` as indented JSON text; numpy scalars and arrays become numbers and lists."""
+    return json.dumps(obj, indent=2, default=_plain)
 
 
 def same_file(a: str, b: str) -> bool:

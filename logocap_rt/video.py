@@ -14,7 +14,6 @@
 
 The JSON file is MMPose's video format: ``[{"frame_id": i, "instances": [...]}, ...]``.
 """
-import json
 import math
 import os
 import os.path as osp
@@ -24,7 +23,8 @@ from typing import Callable, List, Optional, Tuple
 import numpy as np
 
 from .images import check_pixels
-from .outputs import InputSet, atomic_write, check_output, partial_name, publish, temp_path
+from .outputs import (InputSet, atomic_write, check_output, json_text, partial_name, publish,
+                      temp_path)
 
 __all__ = ['VIDEO_EXTS', 'DEFAULT_FPS', 'FrameSource', 'VideoSink', 'VideoRun',
            'is_video', 'drawn_video_name', 'process_video']
@@ -221,7 +221,7 @@ def process_video(src: str, infer: Callable[[np.ndarray], Tuple[list, Optional[n
         raise ValueError(f'video {src} has no readable frames')
     name = partial_name if run.interrupted else (lambda p: p)
     data = [dict(frame_id=i, instances=p) for i, p in enumerate(run.frames)]
-    run.json_path = atomic_write(name(json_path), json.dumps(data, indent=2), inputs)
+    run.json_path = atomic_write(name(json_path), json_text(data), inputs)
     if sink is not None:
         run.video_path = sink.finish(name(video_path))
         if run.video_path is None:

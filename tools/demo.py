@@ -31,7 +31,6 @@ The checkpoint must match the config's architecture: unlike ``mmengine.load_chec
 unexpected or differently shaped parameters is refused with the keys named.
 """
 import argparse
-import json
 import os
 import os.path as osp
 import pickle
@@ -44,7 +43,7 @@ if ROOT not in sys.path:  # runnable from a clone
 from logocap_rt.deps import MissingDependency, require  # noqa: E402
 from logocap_rt.images import ENV_MAX_PIXELS, max_pixels, read_image  # noqa: E402
 from logocap_rt.outputs import (InputSet, atomic_write, check_out_dir,  # noqa: E402
-                                check_output, result_names)
+                                check_output, json_text, result_names)
 from logocap_rt.video import VIDEO_EXTS, drawn_video_name, is_video  # noqa: E402
 
 IMG_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp', '.tif', '.tiff')
@@ -251,7 +250,7 @@ def infer(inferencer, img, kpt_thr):
 
 def write_image_result(img_path, preds, drawn, paths, files):
     import cv2
-    atomic_write(paths[0], json.dumps(preds, indent=2), files)
+    atomic_write(paths[0], json_text(preds), files)
     ext = osp.splitext(paths[1])[1] or '.jpg'
     ok, buf = cv2.imencode(ext, drawn)
     if not ok:

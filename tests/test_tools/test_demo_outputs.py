@@ -10,6 +10,7 @@ import pytest
 
 from logocap_mm.testing import REPO_ROOT as ROOT
 from logocap_mm.testing import load_tool
+from logocap_rt.outputs import json_text
 from logocap_rt.video import FrameSource
 
 TINY_COCO = osp.join(ROOT, 'tests', 'configs', 'tiny_coco.py')
@@ -53,7 +54,7 @@ def test_same_stem_keeps_both_results(demo, ckpt, tmp_path, capfd):
     assert cv2.imread(str(out / 'vis' / 'a.png')).shape == (80, 48, 3)
     for path, preds in results:
         with open(out / 'predictions' / (osp.basename(path) + '.json')) as f:
-            assert json.load(f) == json.loads(json.dumps(preds))
+            assert json.load(f) == json.loads(json_text(preds))
     # the checkpoint-loading line is printed once
     got = capfd.readouterr()
     assert (got.out + got.err).count('Loads checkpoint by') == 1
