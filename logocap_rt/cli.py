@@ -176,7 +176,7 @@ def main(argv=None):
         print(f'{len(failed)} of {len(inputs)} input(s) failed:', file=sys.stderr)
         for p, why in failed:
             print(f'  {p}: {why}', file=sys.stderr)
-    else:
+    elif not interrupted:
         print(f'{done} input(s) done; outputs in {args.out_dir}')
     return INTERRUPTED if interrupted else (1 if failed else 0)
 
