@@ -171,7 +171,8 @@ def image_size(path: str) -> Tuple[int, int]:
         raise ValueError(f'image {path} is not a PNG, JPEG, BMP, WebP, TIFF or GIF file '
                          '(its size cannot be checked before decoding)')
     if size is None:
-        raise ValueError(f'image {path}: its {fmt} header is truncated or corrupt')
+        raise ValueError(f'image {path} cannot be decoded: its {fmt} header is truncated or '
+                         'corrupt')
     return int(size[0]), int(size[1])
 
 

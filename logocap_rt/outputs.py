@@ -20,7 +20,7 @@ import os
 import os.path as osp
 import stat
 import tempfile
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Union
+from typing import Callable, Dict, Iterable, Optional, Sequence, Union
 
 __all__ = ['json_text', 'same_file', 'check_output', 'check_out_dir', 'atomic_write', 'temp_path',
            'publish', 'result_names', 'partial_name', 'InputSet']
@@ -50,18 +50,40 @@ def same_file(a: str, b: str) -> bool:
 
 
 class InputSet:
-    """The files a run reads (images, videos, the model, configs): no output may be one."""
+    """The files a run reads (images, videos, the model, configs): no output may be one.
+
+    Looked up by inode (symlinks, hard links) and by resolved path, in constant time per
+    query (a folder of many images stays fast)."""
 
     def __init__(self, paths: Iterable[Optional[str]] = ()):
-        self._paths: List[str] = []
+        self._by_inode: Dict[tuple, str] = {}
+        self._by_path: Dict[str, str] = {}
         self.add(*paths)
 
+    @staticmethod
+    def _inode(path: str) -> Optional[tuple]:
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        return st.st_dev, st.st_ino
+
     def add(self, *paths: Optional[str]) -> None:
-        self._paths += [str(p) for p in paths if p is not None and not _is_stream(str(p))]
+        for p in paths:
+            if p is None or _is_stream(str(p)):
+                continue
+            p = str(p)
+            key = self._inode(p)
+            if key is not None:
+                self._by_inode.setdefault(key, p)
+            self._by_path.setdefault(osp.realpath(p), p)
 
     def which(self, path: str) -> Optional[str]:
         """The input that ``path`` resolves to, or None."""
-        return next((p for p in self._paths if same_file(path, p)), None)
+        key = self._inode(path)
+        if key is not None and key in self._by_inode:
+            return self._by_inode[key]
+        return self._by_path.get(osp.realpath(path))
 
 
 def _is_stream(src: str) -> bool:
