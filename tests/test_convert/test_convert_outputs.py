@@ -76,3 +76,15 @@ def test_default_base_config_is_never_inside_site_packages(monkeypatch, tmp_path
     monkeypatch.setattr(config_text, '__file__', str(fake))
     with pytest.raises(ValueError, match='pass --base'):
         config_text.default_base_config()
+
+
+def test_missing_torch_names_the_extra(capsys, monkeypatch, tmp_path):
+    import sys
+
+    from logocap_mm.testing import load_tool
+    tool = load_tool('tools/convert_official_ckpt.py', 'convert_tool_missing')
+    monkeypatch.setitem(sys.modules, 'mmpose', None)
+    assert tool.main([str(tmp_path / 'a.pth'), str(tmp_path / 'b.pth')]) == 1
+    assert capsys.readouterr().err.strip() == (
+        "convert_official_ckpt: error: mmpose is not installed (needed by the converter): "
+        "pip install 'logocap-mm[mmpose,lite]'")
