@@ -10,6 +10,9 @@ only ``pip install logocap-mm[runtime]``.
 * :mod:`.pixels`: the image-array rules (shared with the MMPose pipeline);
 * :mod:`.metadata`: the facts an exported file carries, and their checks;
 * :mod:`.postprocess`: pose NMS, people cap, instances; :mod:`.draw`: drawings;
+* :mod:`.images`: image reading with a pixel limit checked from the file header;
+* :mod:`.outputs`: the rules every tool follows when it writes (names, refusals, atomic
+  writes); :mod:`.video`: the shared video loop; :mod:`.deps`: missing-extra messages.
 * :mod:`.tracking`: :class:`PoseTracker`, identities of poses across video frames (needs
   scipy), with :mod:`.smoothing` (One-Euro filter) and :mod:`.track_draw` (drawings by id);
   :mod:`.track_eval` scores tracks against ground-truth identities (needs py-motmetrics).
