@@ -2,6 +2,7 @@
 
     python -m logocap_rt FILE.onnx INPUT [INPUT ...] --out-dir DIR
         [--threads N] [--kpt-thr 0.05] [--pose-thr 0.05] [--no-draw] [--max-pixels N]
+        [--camera N] [--track] [--smooth] [--max-frames N]
 
 INPUT: image files, folders (their images, not recursive), video files, a camera index
 (``0``) or a video URL. Outputs are named after the input's full file name, so ``a.jpg``
@@ -14,6 +15,12 @@ drawn ``DIR/clip.mp4``. Files are written atomically, never over an input or ove
 that is not a regular file. An image that fails is reported and skipped; the run goes on,
 summarises and exits 1. Ctrl-C during a video keeps the frames done (``DIR/clip.partial.mp4``,
 ``DIR/clip.mp4.partial.json``) and exits 130. Refused arguments: one line, exit 2.
+
+Videos, cameras (``--camera N``, or ``0`` as an input) and streams: ``--track`` gives every
+pose a ``track_id`` (stable across frames; -1 = not tracked yet) and draws each track in its
+own colour with its id; ``--smooth`` also smooths the tracked keypoints (One-Euro; the
+detected ones stay in ``keypoints_raw``); ``--max-frames N`` stops after N frames. A
+progress line (files) or the frames per second (cameras, streams) is shown on stderr.
 """
 import argparse
 import os
@@ -26,6 +33,7 @@ from .images import ENV_MAX_PIXELS, max_pixels, read_image
 from .outputs import (InputSet, atomic_write, check_out_dir, check_output, json_text,
                       result_names)
 from .video import drawn_video_name, is_video, process_video
+from .video_track import VideoOptions, add_arguments, check_arguments
 
 IMG_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp', '.tif', '.tiff')
 INTERRUPTED = 130
@@ -34,7 +42,7 @@ INTERRUPTED = 130
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     p.add_argument('model', help='.onnx file written by tools/deploy/export_onnx.py')
-    p.add_argument('inputs', nargs='+',
+    p.add_argument('inputs', nargs='*',
                    help='image or video files, folders of images, a camera index, a URL')
     p.add_argument('--out-dir', required=True, help='folder for the JSON files and drawings')
     p.add_argument('--threads', type=int, default=None, help='ONNX Runtime intra-op threads')
@@ -45,7 +53,13 @@ def parse_args(argv=None):
                    help='refuse images and video frames with more pixels (read from the '
                         f'header, before decoding; default: ${ENV_MAX_PIXELS} or 178956970; '
                         '0: no limit)')
-    return p.parse_args(argv)
+    add_arguments(p)
+    args = p.parse_args(argv)
+    if args.camera is not None:
+        args.inputs.append(str(args.camera))
+    if not args.inputs:
+        p.error('give at least one INPUT or --camera N')
+    return check_arguments(args)
 
 
 def list_inputs(inputs):
@@ -118,15 +132,21 @@ def _image(model, src, paths, args, files, draw_instances):
 
 def _video(model, src, paths, args, files, draw_instances):
     links = model.meta.get('skeleton_links')
+    opts = VideoOptions(args, src, model.meta.get('sigmas'))
+    draw = opts.draw if args.track else draw_instances
 
     def infer(frame):
-        inst = model(frame)
+        inst = opts.track(model(frame))
         if paths[1] is None:
             return inst, None
         shown = [i for i in inst if i['bbox_score'] >= args.pose_thr]
-        return inst, draw_instances(frame, shown, links, args.kpt_thr)
+        return inst, draw(frame, shown, links, args.kpt_thr)
 
-    run = process_video(src, infer, paths[0], paths[1], files, args.max_pixels)
+    try:
+        run = process_video(src, infer, paths[0], paths[1], files, args.max_pixels,
+                            opts.progress, opts.opener)
+    finally:
+        opts.close()
     done = f'{len(run.frames)} of {run.total}' if run.total else f'{len(run.frames)}'
     written = ', '.join(p for p in (run.json_path, run.video_path) if p)
     if run.interrupted:

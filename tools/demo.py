@@ -3,7 +3,7 @@
     python tools/demo.py CONFIG CHECKPOINT INPUT [--out-dir DIR] [--device cpu|cuda]
         [--adaptation full|partial|none] [--no-flip] [--pose-thr 0.05] [--kpt-thr 0.05]
         [--precision fp32|bf16|fp16] [--memory-format auto|channels_last|contiguous]
-        [--fuse-conv-bn] [--max-pixels N]
+        [--fuse-conv-bn] [--max-pixels N] [--camera N] [--track] [--smooth] [--max-frames N]
 
 INPUT is an image file, a folder of images, a video file, a camera index (``0``) or a video
 URL (a progress bar is shown for folders and videos). Under ``--out-dir`` only, named after
@@ -26,6 +26,13 @@ exits 1 at the end with the list of failed files. Ctrl-C stops the run: for a vi
 frames done are kept as ``vis/clip.partial.mp4`` and ``predictions/clip.mp4.partial.json``
 (a complete earlier result is not replaced); the exit status is then 130.
 
+Videos, cameras (``--camera N`` instead of INPUT) and streams: ``--track`` gives every pose a
+``track_id`` in the JSON (stable across frames; -1 = not tracked yet) and draws each track in
+its own colour with its id (our drawing on top of the inferencer's predictions);
+``--smooth`` also smooths the tracked keypoints (One-Euro; the detected ones stay in
+``keypoints_raw``); ``--max-frames N`` stops after N frames. Files show a progress line,
+cameras and streams the frames per second.
+
 The checkpoint must match the config's architecture: unlike ``mmengine.load_checkpoint``
 (which only warns and then runs partly random weights), a checkpoint with missing,
 unexpected or differently shaped parameters is refused with the keys named.
@@ -45,6 +52,8 @@ from logocap_rt.images import ENV_MAX_PIXELS, max_pixels, read_image  # noqa: E4
 from logocap_rt.outputs import (InputSet, atomic_write, check_out_dir,  # noqa: E402
                                 check_output, json_text, result_names)
 from logocap_rt.video import VIDEO_EXTS, drawn_video_name, is_video  # noqa: E402
+from logocap_rt.video_track import (VideoOptions, add_arguments,  # noqa: E402
+                                    check_arguments)
 
 IMG_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp', '.tif', '.tiff')
 INTERRUPTED = 130
@@ -72,7 +81,8 @@ def parse_args(argv=None):
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('config')
     p.add_argument('checkpoint')
-    p.add_argument('input', help='image file, folder of images, or video file')
+    p.add_argument('input', nargs='?',
+                   help='image file, folder of images, video file, camera index or URL')
     p.add_argument('--out-dir', default='outputs/logocap_demo')
     p.add_argument('--device', default='cpu')
     p.add_argument('--adaptation', choices=ADAPTATIONS, default=None)
@@ -93,7 +103,13 @@ def parse_args(argv=None):
                    help='draw and count poses with bbox_score >= this (JSON keeps all)')
     p.add_argument('--kpt-thr', type=float, default=0.05,
                    help='draw keypoints with a score >= this')
-    return p.parse_args(argv)
+    add_arguments(p)
+    args = p.parse_args(argv)
+    if (args.input is None) == (args.camera is None):
+        p.error('give INPUT or --camera N (one of them)')
+    if args.camera is not None:
+        args.input = str(args.camera)
+    return check_arguments(args)
 
 
 def _fmt(keys, limit=8):
@@ -259,19 +275,24 @@ def write_image_result(img_path, preds, drawn, paths, files):
 
 
 def run_video(inferencer, path, paths, files, args):
-    from mmengine.utils import ProgressBar
-
     from logocap_rt import video
-    bar = []
+    meta = inferencer.inferencer.model.dataset_meta or {}
+    opts = VideoOptions(args, path, meta.get('sigmas'))
+    links = meta.get('skeleton_links')
 
-    def progress(done, total):
-        if total and not bar:
-            bar.append(ProgressBar(total))
-        if bar:
-            bar[0].update()
+    def infer_frame(frame):
+        preds, drawn = infer(inferencer, frame, args.kpt_thr)
+        if not args.track:
+            return preds, drawn
+        preds = opts.track(preds)
+        shown = [p for p in preds if p.get('bbox_score', 1.0) >= args.pose_thr]
+        return preds, opts.draw(frame, shown, links, args.kpt_thr)
 
-    run = video.process_video(path, lambda f: infer(inferencer, f, args.kpt_thr), paths[0],
-                              paths[1], files, args.max_pixels, progress)
+    try:
+        run = video.process_video(path, infer_frame, paths[0], paths[1], files,
+                                  args.max_pixels, opts.progress, opts.opener)
+    finally:
+        opts.close()
     people = [count_people(f, args.pose_thr) for f in run.frames]
     written = ', '.join(p for p in (run.json_path, run.video_path) if p) or 'none'
     if run.interrupted:
