@@ -27,7 +27,8 @@ MATCH_OKS = 0.5
 
 
 def load_clip(path):
-    """A clip's ground truth: a dict with ``fps``, ``video`` (file name), ``frames``: one
+    """A clip's ground truth: a dict with ``fps``, ``video`` (file name), ``size`` (w, h),
+    ``frames``: one
     dict per frame, ``ids`` (G,) int, ``kpts`` (G, 17, 2), ``vis`` (G, 17) int (COCO v),
     ``area`` (G,) float (``body_area``; COCO's ``area`` where the file has none)."""
     with open(path) as f:
@@ -47,7 +48,8 @@ def load_clip(path):
                            kpts=kp[..., :2], vis=kp[..., 2].astype(np.int64),
                            area=np.asarray([a.get('body_area', a['area']) for a in anns],
                                              np.float64)))
-    return dict(fps=float(vid['fps']), video=vid['file_name'], frames=frames)
+    return dict(fps=float(vid['fps']), video=vid['file_name'], frames=frames,
+                size=(int(vid['width']), int(vid['height'])))
 
 
 def gt_oks(gt_frame, kpts):

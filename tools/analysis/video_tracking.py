@@ -2,7 +2,7 @@
 
     python tools/analysis/video_tracking.py --clips DIR [--out-dir DIR]
         [--config CFG --checkpoint CKPT [--levels none partial full] [--device cpu]]
-        [--noise 2 5] [--drop 0.1] [--draw LEVEL] [--max-clips N]
+        [--noise 2 5] [--drop 0.1] [--draw LEVEL] [--max-clips N] [--pose-thr 0.05]
 
 ``--clips``: a folder written by ``tools/make_synthetic_video.py`` (``clip_NNN.mp4`` +
 ``clip_NNN.json``). Two parts, each a markdown table (also in ``OUT/results.json``):
@@ -55,17 +55,20 @@ def parse_args(argv=None):
     p.add_argument('--drop', type=float, default=0.1)
     p.add_argument('--draw', choices=LEVELS, default=None)
     p.add_argument('--max-clips', type=int, default=None)
-    p.add_argument('--kpt-thr', type=float, default=0.05)
+    p.add_argument('--kpt-thr', type=float, default=0.05,
+                   help="keypoints under this score are ignored by the tracker and not drawn")
+    p.add_argument('--pose-thr', type=float, default=0.05,
+                   help="the model's poses under this score are not tracked")
     return p.parse_args(argv)
 
 
-def run_tracker(frames, fps):
+def run_tracker(frames, fps, pose_thr=0.05, kpt_thr=0.05):
     """Track per-frame ``(kpts, kpt_scores, pose_scores)`` with smoothing on.
 
     Returns ``(raw, smooth, tracked, sec)``: hypotheses ``(ids, kpts)`` per frame with the
     detected and with the smoothed keypoints, per-frame lists of ``(id, smoothed (K, 2))``
     for drawing, and the tracker's seconds per frame."""
-    tracker = PoseTracker(fps=fps, smooth=True)
+    tracker = PoseTracker(fps=fps, smooth=True, pose_thr=pose_thr, kpt_thr=kpt_thr)
     raw, smooth, tracked, t = [], [], [], 0.0
     for kpts, ks, ps in frames:
         t0 = time.perf_counter()
@@ -164,7 +167,8 @@ def model_rows(args, gts, names):
                 model = model or build_model(args, level)
                 frames, sec = predict_video(model, osp.join(args.clips, gt['video']))
                 _cache_io(cache, frames, sec)
-            raw, smooth, tracked, t = run_tracker(frames, gt['fps'])
+            raw, smooth, tracked, t = run_tracker(frames, gt['fps'], args.pose_thr,
+                                                  args.kpt_thr)
             raws.append(raw)
             smooths.append(smooth)
             msec.append(sec)
@@ -190,7 +194,7 @@ def draw_clip(args, level, gt, frames, tracked):
             if not ok:
                 break
             inst = [dict(keypoints=k, keypoint_scores=s, track_id=int(i))
-                    for k, s, i, p in zip(out, ks, ids, ps) if p >= 0.05]
+                    for k, s, i, p in zip(out, ks, ids, ps) if p >= args.pose_thr]
             vis = draw_tracks(img, inst, skel, args.kpt_thr)
             if writer is None:
                 h, w = vis.shape[:2]
