@@ -7,6 +7,9 @@
 #      (TEST_PRECISIONS="fp32 bf16" also tests them with model.test_cfg.precision=bf16)
 #   4. the KEM upper-bound analysis (tools/analysis/kem_upper_bound.py, table + PNG)
 #   5. visualisations of a few val images (tools/demo.py, 'none' and 'full')
+#   6. video: synthetic clips with ground-truth identities (tools/make_synthetic_video.py,
+#      cached), the model tracked on them at each level -> MOTA / IDF1 / ID switches, jitter
+#      and lag with and without smoothing, one tracked clip drawn (tools/analysis/video_tracking.py)
 # Outputs go under ${WORK_DIR:-work_dirs/synthetic_demo}; data under ${SYNTHETIC_ROOT}.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -98,4 +101,9 @@ for lv in none full; do
   "$PY" tools/demo.py "$CFG" "$CKPT" "$VIS_IN" --out-dir "$WORK_DIR/vis_$lv" --device cpu \
       --adaptation $lv --kpt-thr "$KPT_THR"
 done
+echo "== 6. video: identities across frames =="
+VIDEO_ROOT=${VIDEO_ROOT:-${SYNTHETIC_ROOT%/}_video}
+"$PY" tools/make_synthetic_video.py --out-dir "$VIDEO_ROOT"
+"$PY" tools/analysis/video_tracking.py --clips "$VIDEO_ROOT" --out-dir "$WORK_DIR/video" \
+    --config "$CFG" --checkpoint "$CKPT" --draw full --kpt-thr "$KPT_THR"
 echo "done: tables above; plots and images under $WORK_DIR"

@@ -75,3 +75,20 @@ def test_tracker_recovers_identities_from_noisy_ground_truth(clips):
         s, _ = te.mot_metrics(kept, hyp)
         assert s['idf1'] >= 0.98, (c, s)
         assert s['mota'] >= 0.95, (c, s)
+
+
+def test_benchmark_tool_known_answers_and_speed(clips, tmp_path, capsys):
+    vt = _load('tools/analysis/video_tracking.py')
+    res = vt.main(['--clips', clips, '--out-dir', str(tmp_path / 'vt'), '--noise', '2',
+                   '--speed-people', '5'])
+    row = res['known_answers']['noise 2 px, drop 0.1']
+    assert row['idf1'] >= 0.98 and row['gt_poses'] > 300
+    # smoothing: jitter down by more than 30% with at most one frame of lag
+    assert row['jitter_smooth'] < 0.7 * row['jitter_raw'] and 0 <= row['lag_smooth'] <= 1.0
+    assert res['tracker_speed']['median_ms'] > 0
+    out = capsys.readouterr().out
+    assert '| noise 2 px, drop 0.1 |' in out and 'tracker + smoothing, 5 people' in out
+    with open(tmp_path / 'vt' / 'results.json') as f:
+        assert json.load(f)['known_answers'].keys() == res['known_answers'].keys()
+    with pytest.raises(ValueError, match='--config and --checkpoint'):
+        vt.main(['--clips', clips, '--config', 'x.py'])

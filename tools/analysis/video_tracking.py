@@ -17,7 +17,8 @@
 Scores: MOTA, IDF1, ID switches (py-motmetrics, OKS >= 0.5 matching), ID switches per 100
 ground-truth track-frames, jitter (mean keypoint acceleration error against the ground truth,
 px/frame^2) and lag (frames) of the raw and of the One-Euro-smoothed keypoints, and the
-per-frame cost of the tracker (with smoothing) next to the model's. ``--draw LEVEL`` writes
+per-frame cost of the tracker (with smoothing) next to the model's; then the tracker's cost
+with ``--speed-people`` (30) people in a frame. ``--draw LEVEL`` writes
 the first clip tracked and smoothed at that level, drawn (``OUT/tracked_LEVEL.mp4``), and one
 of its frames as a PNG.
 """
@@ -55,6 +56,8 @@ def parse_args(argv=None):
     p.add_argument('--drop', type=float, default=0.1)
     p.add_argument('--draw', choices=LEVELS, default=None)
     p.add_argument('--max-clips', type=int, default=None)
+    p.add_argument('--speed-people', type=int, default=30,
+                   help='people in the tracker speed test (0: skip it)')
     p.add_argument('--kpt-thr', type=float, default=0.05,
                    help="keypoints under this score are ignored by the tracker and not drawn")
     p.add_argument('--pose-thr', type=float, default=0.05,
@@ -79,6 +82,23 @@ def run_tracker(frames, fps, pose_thr=0.05, kpt_thr=0.05):
         smooth.append((ids[m], out[m]))
         tracked.append((ids, out))
     return raw, smooth, tracked, t / max(len(frames), 1)
+
+
+def tracker_speed(people=30, frames=200, seed=0):
+    """Median and mean seconds per frame of the tracker with smoothing on ``people``
+    walkers (17 keypoints, noise 2 px, order shuffled every frame)."""
+    rng = np.random.default_rng(seed)
+    base = rng.uniform(0, 1000, (people, 1, 2)) + rng.uniform(-40, 40, (people, 17, 2))
+    vel = rng.uniform(-3, 3, (people, 1, 2))
+    tracker = PoseTracker(smooth=True)
+    ts = []
+    for f in range(frames):
+        k = (base + vel * f + rng.normal(0, 2, base.shape))[rng.permutation(people)]
+        t0 = time.perf_counter()
+        tracker.update(k, np.ones((people, 17)), np.ones(people))
+        ts.append(time.perf_counter() - t0)
+    ts = np.asarray(ts[10:])
+    return float(np.median(ts)), float(ts.mean())
 
 
 def score(gts, raws, smooths):
@@ -254,6 +274,12 @@ def main(argv=None):
         print(table(rows, True))
         if drawn:
             print('drawn:', *draw_clip(args, *drawn))
+    if args.speed_people > 0:
+        med, mean = tracker_speed(args.speed_people)
+        results['tracker_speed'] = dict(people=args.speed_people, median_ms=1e3 * med,
+                                        mean_ms=1e3 * mean)
+        print(f'\ntracker + smoothing, {args.speed_people} people: median {1e3 * med:.2f} ms '
+              f'per frame (mean {1e3 * mean:.2f} ms)')
     with open(osp.join(args.out_dir, 'results.json'), 'w') as f:
         json.dump(results, f, indent=1)
     return results
