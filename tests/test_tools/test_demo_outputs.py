@@ -154,3 +154,67 @@ def test_missing_mmpose_names_the_extra(demo, ckpt, tmp_path, capsys, monkeypatc
     assert capsys.readouterr().err.strip() == (
         "demo.py: mmpose.apis is not installed (needed by tools/demo.py): "
         "pip install 'logocap-mm[mmpose,lite]'")
+
+
+def test_video_track_smooth_and_max_frames(demo, ckpt, tmp_path, capsys, monkeypatch):
+    """Tracking on top of the inferencer's predictions (replaced here by one person walking
+    2 px per frame and a low-score pose, so that the ids are known)."""
+    import numpy as np
+    clip = helpers.write_video(tmp_path / 'clip.mp4', n=5, size=(64, 48))
+    out = tmp_path / 'out'
+    calls = []
+
+    def fake_infer(inferencer, img, kpt_thr):
+        calls.append(1)
+        kp = np.random.default_rng(0).uniform(10, 30, (17, 2)) + [2 * len(calls), 0]
+        person = dict(keypoints=kp.tolist(), keypoint_scores=[0.5] * 17, bbox_score=0.6)
+        faint = dict(keypoints=(kp + 20).tolist(), keypoint_scores=[0.5] * 17,
+                     bbox_score=0.01)
+        return [person, faint], img
+    monkeypatch.setattr(demo, 'infer', fake_infer)
+    (path, frames), = demo.main([TINY_COCO, ckpt, clip, '--out-dir', str(out), '--no-flip',
+                                 '--smooth', '--max-frames', '3'])
+    assert len(frames) == 3 and _frames(out / 'vis' / 'clip.mp4') == 3
+    with open(out / 'predictions' / 'clip.mp4.json') as f:
+        saved = json.load(f)
+    assert [[i['track_id'] for i in fr['instances']] for fr in saved] == [[-1, -1], [1, -1],
+                                                                          [1, -1]]
+    tracked = saved[2]['instances'][0]
+    assert tracked['keypoints_raw'] != tracked['keypoints']  # smoothed: trails the motion
+    assert '[3/3] 100%' in capsys.readouterr().err
+
+
+class _FakeCamera:
+    def __init__(self, index):
+        assert index == 1
+        self.n = 0
+
+    def isOpened(self):
+        return True
+
+    def get(self, prop):
+        import cv2
+        return {cv2.CAP_PROP_FRAME_WIDTH: 64, cv2.CAP_PROP_FRAME_HEIGHT: 48}.get(prop, 0.0)
+
+    def read(self):
+        import numpy as np
+        self.n += 1
+        return True, np.full((48, 64, 3), 30 * self.n % 255, np.uint8)
+
+    def release(self):
+        pass
+
+
+def test_camera_with_tracking(demo, ckpt, tmp_path, capsys, monkeypatch):
+    import cv2
+    monkeypatch.setattr(cv2, 'VideoCapture', _FakeCamera)
+    out = tmp_path / 'out'
+    (path, frames), = demo.main([TINY_COCO, ckpt, '--camera', '1', '--out-dir', str(out),
+                                 '--no-flip', '--track', '--max-frames', '2'])
+    assert path == '1' and len(frames) == 2
+    with open(out / 'predictions' / 'camera1.json') as f:
+        assert len(json.load(f)) == 2
+    err = capsys.readouterr().err
+    assert '2 frames' in err and 'frames/s' in err
+    with pytest.raises(SystemExit):  # INPUT and --camera: one of them
+        demo.parse_args([TINY_COCO, ckpt, 'x.mp4', '--camera', '0'])
