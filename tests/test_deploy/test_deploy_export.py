@@ -110,6 +110,35 @@ def _compare(name, inst, pi):
     return dk, ds
 
 
+def test_ort_and_pytorch_give_the_same_track_ids(conv):
+    """A short 'video' (a bundled image moved 6 px per frame): tracking the ONNX Runtime's
+    poses and PyTorch's poses gives the same ids, frame by frame."""
+    import cv2
+
+    from logocap_mm.deploy import LogoCapONNX
+    from logocap_rt.tracking import PoseTracker
+    rt = LogoCapONNX(_export(conv, 'full'))
+    img = cv2.imread(IMAGES[0])
+    trackers = dict(ort=PoseTracker(smooth=True), torch=PoseTracker(smooth=True))
+    tracked = 0
+    for f in range(3):
+        frame = cv2.warpAffine(img, np.float32([[1, 0, 6 * f], [0, 1, 0]]),
+                               img.shape[1::-1], borderMode=cv2.BORDER_REFLECT)
+        pi = _torch_predict(conv, frame, 'full')
+        inst = rt(frame)
+        ids = {}
+        for name, (kp, ks, bs) in dict(
+                ort=([i['keypoints'] for i in inst], [i['keypoint_scores'] for i in inst],
+                     [i['bbox_score'] for i in inst]),
+                torch=(pi.keypoints, pi.keypoint_scores, pi.bbox_scores)).items():
+            k = np.asarray(kp, np.float64).reshape(-1, 17, 2)
+            ids[name] = trackers[name].update(k, np.asarray(ks).reshape(-1, 17),
+                                              np.asarray(bs).reshape(-1))[0]
+        np.testing.assert_array_equal(ids['ort'], ids['torch'])
+        tracked += int((ids['ort'] >= 0).sum())
+    assert tracked > 0  # some poses were confirmed and compared
+
+
 @pytest.mark.parametrize('level', LEVELS)
 def test_ort_equals_pytorch_on_bundled_images(conv, level):
     from logocap_mm.deploy import LogoCapONNX
