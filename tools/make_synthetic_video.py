@@ -35,6 +35,12 @@ import sys
 import cv2
 import numpy as np
 
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+if ROOT not in sys.path:  # runnable from a clone
+    sys.path.insert(0, ROOT)
+
+from logocap_rt.outputs import atomic_write, check_out_dir, publish, temp_path  # noqa: E402
+
 GENERATOR_VERSION = 1
 
 
@@ -152,9 +158,10 @@ def make_clip(rng, n_frames, n_people, w, h):
 
 
 def write_video(path, frames, fps):
-    """Write ``frames`` to ``path`` (mp4v) through a temporary file in the same folder."""
+    """Write ``frames`` to ``path`` (mp4v) through a temporary file in the same folder
+    (the shared output rules: never over an input or a non-regular file)."""
     h, w = frames[0].shape[:2]
-    tmp = osp.join(osp.dirname(path), '.' + osp.basename(path) + '.tmp.mp4')
+    tmp = temp_path(path, '.mp4')
     vw = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*'mp4v'), float(fps), (w, h))
     try:
         if not vw.isOpened():
@@ -162,7 +169,7 @@ def write_video(path, frames, fps):
         for f in frames:
             vw.write(f)
         vw.release()
-        os.replace(tmp, path)
+        publish(tmp, path)
     finally:
         vw.release()
         if osp.exists(tmp):
@@ -223,20 +230,19 @@ def main(argv=None):
             if json.load(f) == meta:
                 print(f'make_synthetic_video: {args.out_dir} is up to date (meta.json matches)')
                 return 0
-    os.makedirs(args.out_dir, exist_ok=True)
+    check_out_dir(args.out_dir)
     for c in range(args.num_clips):
         rng = np.random.default_rng([args.seed, 100, c])
         frames, per_frame = make_clip(rng, args.frames, args.people, w, h)
         name = f'clip_{c:03d}.mp4'
         write_video(osp.join(args.out_dir, name), frames, args.fps)
         coco = clip_json(name, per_frame, args.fps, w, h, c + 1)
-        with open(osp.join(args.out_dir, f'clip_{c:03d}.json'), 'w') as f:
-            json.dump(coco, f, sort_keys=True, separators=(',', ':'))
+        atomic_write(osp.join(args.out_dir, f'clip_{c:03d}.json'),
+                     json.dumps(coco, sort_keys=True, separators=(',', ':')))
         n_ids = len({a['track_id'] for a in coco['annotations']})
         print(f'{name}: {args.frames} frames, {len(coco["annotations"])} poses, '
               f'{n_ids} identities')
-    with open(stamp, 'w') as f:
-        json.dump(meta, f, sort_keys=True)
+    atomic_write(stamp, json.dumps(meta, sort_keys=True))
     return 0
 
 

@@ -25,7 +25,6 @@ of its frames as a PNG.
 import argparse
 import glob
 import json
-import os
 import os.path as osp
 import sys
 import time
@@ -38,7 +37,9 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 from logocap_rt import track_eval as te  # noqa: E402
+from logocap_rt.outputs import atomic_write, check_out_dir, json_text  # noqa: E402
 from logocap_rt.track_draw import draw_tracks  # noqa: E402
+from logocap_rt.video import VideoSink  # noqa: E402
 from logocap_rt.tracking import PoseTracker  # noqa: E402
 
 LEVELS = ('none', 'partial', 'full')
@@ -169,9 +170,8 @@ def _cache_io(path, frames=None, sec=None):
         with open(path) as f:
             d = json.load(f)
         return [tuple(np.asarray(a, np.float64) for a in fr) for fr in d['frames']], d['sec']
-    with open(path + '.tmp', 'w') as f:
-        json.dump(dict(sec=sec, frames=[[a.tolist() for a in fr] for fr in frames]), f)
-    os.replace(path + '.tmp', path)
+    atomic_write(path, json.dumps(dict(sec=sec, frames=[[a.tolist() for a in fr]
+                                                         for fr in frames])))
 
 
 def model_rows(args, gts, names):
@@ -206,8 +206,7 @@ def draw_clip(args, level, gt, frames, tracked):
     skel = [(a - 1, b - 1) for a, b in SKELETON]
     cap = cv2.VideoCapture(osp.join(args.clips, gt['video']))
     path = osp.join(args.out_dir, f'tracked_{level}.mp4')
-    tmp = osp.join(args.out_dir, f'.tracked_{level}.tmp.mp4')
-    writer, best = None, (-1, None)
+    sink, best = VideoSink(path, gt['fps']), (-1, None)
     try:
         for (kpts, ks, ps), (ids, out) in zip(frames, tracked):
             ok, img = cap.read()
@@ -216,22 +215,23 @@ def draw_clip(args, level, gt, frames, tracked):
             inst = [dict(keypoints=k, keypoint_scores=s, track_id=int(i))
                     for k, s, i, p in zip(out, ks, ids, ps) if p >= args.pose_thr]
             vis = draw_tracks(img, inst, skel, args.kpt_thr)
-            if writer is None:
-                h, w = vis.shape[:2]
-                writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*'mp4v'), gt['fps'],
-                                         (w, h))
-            writer.write(vis)
+            sink.write(vis)
             n = int((ids >= 0).sum())
             if n > best[0]:
                 best = (n, vis)
+    except BaseException:
+        sink.abort()
+        raise
     finally:
         cap.release()
-        if writer is not None:
-            writer.release()
-    os.replace(tmp, path)
+    written = sink.finish()
+    if written is None:
+        raise ValueError(f'drawn clip {path} not written: {sink.error}')
     png = osp.join(args.out_dir, f'tracked_{level}.png')
-    cv2.imwrite(png, best[1])
-    return path, png
+    ok, buf = cv2.imencode('.png', best[1])
+    if ok:
+        atomic_write(png, buf.tobytes())
+    return written, png
 
 
 def table(rows, with_model):
@@ -259,7 +259,7 @@ def main(argv=None):
         raise ValueError('--config and --checkpoint go together')
     if not 0 <= args.drop < 1:
         raise ValueError(f'--drop must be in [0, 1), got {args.drop}')
-    os.makedirs(args.out_dir, exist_ok=True)
+    check_out_dir(args.out_dir)
     gts = [te.load_clip(j) for j in jsons]
     n_gt = sum(len(g['ids']) for gt in gts for g in gt['frames'])
     print(f'{len(gts)} clip(s), {sum(len(g["frames"]) for g in gts)} frames, {n_gt} '
@@ -280,8 +280,7 @@ def main(argv=None):
                                         mean_ms=1e3 * mean)
         print(f'\ntracker + smoothing, {args.speed_people} people: median {1e3 * med:.2f} ms '
               f'per frame (mean {1e3 * mean:.2f} ms)')
-    with open(osp.join(args.out_dir, 'results.json'), 'w') as f:
-        json.dump(results, f, indent=1)
+    atomic_write(osp.join(args.out_dir, 'results.json'), json_text(results))
     return results
 
 
