@@ -154,3 +154,23 @@ def test_missing_mmpose_names_the_extra(demo, ckpt, tmp_path, capsys, monkeypatc
     assert capsys.readouterr().err.strip() == (
         "demo.py: mmpose.apis is not installed (needed by tools/demo.py): "
         "pip install 'logocap-mm[mmpose,lite]'")
+
+
+class _BrokenSource(FrameSource):
+    def __iter__(self):
+        for i, frame in enumerate(super().__iter__()):
+            if i == 1:
+                raise RuntimeError('decoder lost the stream')
+            yield frame
+
+
+def test_video_error_is_a_failed_input_not_a_traceback(demo, ckpt, tmp_path, capsys,
+                                                       monkeypatch):
+    from logocap_rt import video
+    clip = helpers.write_video(tmp_path / 'clip.mp4', n=3, size=(64, 48))
+    monkeypatch.setattr(video, 'FrameSource', _BrokenSource)
+    assert demo.run([TINY_COCO, ckpt, clip, '--out-dir', str(tmp_path / 'o'),
+                     '--no-flip']) == 1
+    err = capsys.readouterr().err
+    assert 'RuntimeError: decoder lost the stream' in err and 'Traceback' not in err
+    assert not [f for f in os.listdir(tmp_path / 'o' / 'vis')]  # no temporary file left
