@@ -30,7 +30,6 @@ A second run with the same arguments returns at once (``meta.json`` matches) unl
 """
 import argparse
 import json
-import os
 import os.path as osp
 import sys
 
