@@ -9,7 +9,10 @@ only ``pip install logocap-mm[runtime]``.
 * :mod:`.geometry`: the test canvas (shared with the MMPose pipeline's ``LogoCapResize``);
 * :mod:`.pixels`: the image-array rules (shared with the MMPose pipeline);
 * :mod:`.metadata`: the facts an exported file carries, and their checks;
-* :mod:`.postprocess`: pose NMS, people cap, instances; :mod:`.draw`: drawings.
+* :mod:`.postprocess`: pose NMS, people cap, instances; :mod:`.draw`: drawings;
+* :mod:`.images`: image reading with a pixel limit checked from the file header;
+* :mod:`.outputs`: the rules every tool follows when it writes (names, refusals, atomic
+  writes); :mod:`.video`: the shared video loop; :mod:`.deps`: missing-extra messages.
 """
 from .draw import draw_instances
 from .metadata import decode as read_metadata

@@ -1,140 +1,197 @@
 """LOGO-CAP inference from an exported ONNX file (numpy, OpenCV and onnxruntime only).
 
-    python -m logocap_rt FILE.onnx IMAGE_OR_DIR [IMAGE_OR_DIR ...] --out-dir DIR
-        [--threads N] [--kpt-thr 0.05] [--pose-thr 0.05] [--no-draw]
+    python -m logocap_rt FILE.onnx INPUT [INPUT ...] --out-dir DIR
+        [--threads N] [--kpt-thr 0.05] [--pose-thr 0.05] [--no-draw] [--max-pixels N]
 
-Writes ``DIR/<image stem>.json`` (MMPoseInferencer's ``pred_out_dir`` format: a list of
-instances with ``keypoints``, ``keypoint_scores``, ``bbox``, ``bbox_score``; every pose the
-model returns) and ``DIR/<image stem>.jpg`` (drawn: poses with ``bbox_score >= --pose-thr``,
-keypoints with a score ``>= --kpt-thr``). Files are written atomically and never over an
-input. An unreadable image is reported and skipped; the exit status is then 1.
+INPUT: image files, folders (their images, not recursive), video files, a camera index
+(``0``) or a video URL. Outputs are named after the input's full file name, so ``a.jpg``
+and ``a.png`` keep separate results: ``DIR/a.jpg.json`` (MMPoseInferencer's
+``pred_out_dir`` format: a list of instances with ``keypoints``, ``keypoint_scores``,
+``bbox``, ``bbox_score``; every pose the model returns) and the drawing ``DIR/a.jpg``
+(poses with ``bbox_score >= --pose-thr``, keypoints with a score ``>= --kpt-thr``). A video
+``clip.mp4`` gives ``DIR/clip.mp4.json`` (``[{"frame_id", "instances"}, ...]``) and the
+drawn ``DIR/clip.mp4``. Files are written atomically, never over an input or over anything
+that is not a regular file. An image that fails is reported and skipped; the run goes on,
+summarises and exits 1. Ctrl-C during a video keeps the frames done (``DIR/clip.partial.mp4``,
+``DIR/clip.mp4.partial.json``) and exits 130. Refused arguments: one line, exit 2.
 """
 import argparse
-import json
 import os
 import os.path as osp
 import sys
-import tempfile
 import time
 
+from .deps import MissingDependency
+from .images import ENV_MAX_PIXELS, max_pixels, read_image
+from .outputs import (InputSet, atomic_write, check_out_dir, check_output, json_text,
+                      result_names)
+from .video import drawn_video_name, is_video, process_video
+
 IMG_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp', '.tif', '.tiff')
+INTERRUPTED = 130
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     p.add_argument('model', help='.onnx file written by tools/deploy/export_onnx.py')
-    p.add_argument('inputs', nargs='+', help='image files and/or folders of images')
+    p.add_argument('inputs', nargs='+',
+                   help='image or video files, folders of images, a camera index, a URL')
     p.add_argument('--out-dir', required=True, help='folder for the JSON files and drawings')
     p.add_argument('--threads', type=int, default=None, help='ONNX Runtime intra-op threads')
     p.add_argument('--kpt-thr', type=float, default=0.05)
     p.add_argument('--pose-thr', type=float, default=0.05)
     p.add_argument('--no-draw', action='store_true', help='write the JSON files only')
+    p.add_argument('--max-pixels', type=int, default=None,
+                   help='refuse images and video frames with more pixels (read from the '
+                        f'header, before decoding; default: ${ENV_MAX_PIXELS} or 178956970; '
+                        '0: no limit)')
     return p.parse_args(argv)
 
 
-def list_images(inputs):
-    """Image paths of the inputs (folders: their image files, sorted, not recursive)."""
-    out = []
+def list_inputs(inputs):
+    """Input list: folders -> their image files (sorted, not recursive); files, camera
+    indices and URLs as given; the same file twice is kept once."""
+    out, seen = [], set()
     for p in inputs:
         if osp.isdir(p):
-            out += sorted(osp.join(p, f) for f in os.listdir(p)
-                          if f.lower().endswith(IMG_EXTS) and osp.isfile(osp.join(p, f)))
-        elif osp.isfile(p):
-            out.append(p)
+            found = sorted(osp.join(p, f) for f in os.listdir(p)
+                           if f.lower().endswith(IMG_EXTS) and osp.isfile(osp.join(p, f)))
+        elif osp.isfile(p) or p.isdigit() or '://' in p:
+            found = [p]
         else:
             raise ValueError(f'input {p} does not exist')
+        for f in found:
+            key = f if (f.isdigit() or '://' in f) else osp.realpath(f)
+            if key not in seen:
+                seen.add(key)
+                out.append(f)
     if not out:
         raise ValueError(f'no image found in {inputs}')
     return out
 
 
-def write_atomic(path: str, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix='.' + osp.basename(path) + '.', suffix='.tmp',
-                               dir=osp.dirname(path))
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            f.write(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 -> the usual permissions
-        os.replace(tmp, path)
-    finally:
-        if osp.exists(tmp):
-            os.remove(tmp)
-
-
-def output_paths(images, out_dir, draw):
-    """image -> (json path, drawing path or None); refuses clashing stems and inputs."""
-    inputs = {osp.realpath(p) for p in images}
-    seen, out = {}, {}
-    for img in images:
-        stem = osp.splitext(osp.basename(img))[0]
-        if stem in seen:
-            raise ValueError(f'{img} and {seen[stem]} would both write {stem}.json in '
-                             f'{out_dir}; run them separately')
-        seen[stem] = img
-        paths = (osp.join(out_dir, stem + '.json'),
-                 osp.join(out_dir, stem + '.jpg') if draw else None)
+def output_paths(inputs, out_dir, draw, files=None):
+    """input -> (json path, drawing path or None), every path checked (:mod:`.outputs`)."""
+    files = files if files is not None else InputSet(inputs)
+    out, taken = {}, {}
+    for src, name in result_names(inputs).items():
+        video = is_video(src)
+        paths = (osp.join(out_dir, name + '.json'),
+                 osp.join(out_dir, drawn_video_name(name) if video else name)
+                 if draw else None)
         for q in paths:
-            if q is not None and osp.realpath(q) in inputs:
-                raise ValueError(f'output {q} would overwrite an input; choose another '
-                                 '--out-dir')
-        out[img] = paths
+            if q is not None:
+                check_output(q, files)
+                if q.casefold() in taken:
+                    raise ValueError(f'{src} and {taken[q.casefold()]} would both write {q}; '
+                                     'run them separately')
+                taken[q.casefold()] = src
+        out[src] = paths
     return out
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    import cv2
+def _one_line(err: BaseException) -> str:
+    """The first line of an error (with its type unless it is a ValueError)."""
+    msg = next((ln.strip() for ln in str(err).splitlines() if ln.strip()), '')
+    return msg if type(err) is ValueError else f'{type(err).__name__}: {msg}'
 
-    from . import LogoCapONNX, draw_instances, read_image
-    images = list_images(args.inputs)
-    if osp.realpath(args.model) in {osp.realpath(p) for p in images}:
-        raise ValueError('the model file is among the inputs')
-    os.makedirs(args.out_dir, exist_ok=True)
-    paths = output_paths(images, args.out_dir, not args.no_draw)
+
+def _image(model, src, paths, args, files, draw_instances):
+    import cv2
+    img = read_image(src, args.max_pixels)
+    t = time.perf_counter()
+    inst = model(img)
+    dt = time.perf_counter() - t
+    jpath, dpath = paths
+    atomic_write(jpath, json_text(inst), files)
+    if dpath:
+        shown = [i for i in inst if i['bbox_score'] >= args.pose_thr]
+        drawn = draw_instances(img, shown, model.meta.get('skeleton_links'), args.kpt_thr)
+        ext = osp.splitext(dpath)[1] or '.jpg'
+        ok, buf = cv2.imencode(ext, drawn)
+        if not ok:
+            raise ValueError(f'OpenCV cannot encode the drawing as {ext}')
+        atomic_write(dpath, buf.tobytes(), files)
+    n = sum(i['bbox_score'] >= args.pose_thr for i in inst)
+    print(f'{src}: {n} people (bbox_score >= {args.pose_thr}), {dt * 1e3:.0f} ms')
+
+
+def _video(model, src, paths, args, files, draw_instances):
+    links = model.meta.get('skeleton_links')
+
+    def infer(frame):
+        inst = model(frame)
+        if paths[1] is None:
+            return inst, None
+        shown = [i for i in inst if i['bbox_score'] >= args.pose_thr]
+        return inst, draw_instances(frame, shown, links, args.kpt_thr)
+
+    run = process_video(src, infer, paths[0], paths[1], files, args.max_pixels)
+    done = f'{len(run.frames)} of {run.total}' if run.total else f'{len(run.frames)}'
+    written = ', '.join(p for p in (run.json_path, run.video_path) if p)
+    if run.interrupted:
+        print(f'{src}: interrupted after {done} frame(s); partial outputs: '
+              f'{written or "none"}', file=sys.stderr)
+    else:
+        print(f'{src}: {len(run.frames)} frame(s); outputs: {written}')
+    return run
+
+
+def main(argv=None):
+    """Returns the exit status: 0, 1 (some inputs failed) or 130 (interrupted)."""
+    args = parse_args(argv)
+    args.max_pixels = max_pixels(args.max_pixels)
+    from . import LogoCapONNX, draw_instances
+    inputs = list_inputs(args.inputs)
+    if InputSet(inputs).which(args.model) is not None:
+        raise ValueError(f'the model file {args.model} is among the inputs')
+    files = InputSet(inputs + [args.model])
+    check_out_dir(args.out_dir)
+    paths = output_paths(inputs, args.out_dir, not args.no_draw, files)
     t0 = time.perf_counter()
     model = LogoCapONNX(args.model, num_threads=args.threads)
     print(f'loaded {args.model} in {time.perf_counter() - t0:.2f} s '
           f'(adaptation={model.meta["adaptation"]}, flip={model.meta["flip_test"]}, '
           f'S={model.meta["input_size"]})')
-    failed = []
-    for img_path in images:
+    failed, interrupted, done = [], False, 0
+    for src in inputs:
         try:
-            img = read_image(img_path)
-            t = time.perf_counter()
-            inst = model(img)
-            dt = time.perf_counter() - t
-        except ValueError as e:
-            failed.append((img_path, str(e)))
-            print(f'FAILED {img_path}: {e}', file=sys.stderr)
-            continue
-        jpath, dpath = paths[img_path]
-        write_atomic(jpath, json.dumps(inst, indent=2).encode())
-        if dpath:
-            shown = [i for i in inst if i['bbox_score'] >= args.pose_thr]
-            drawn = draw_instances(img, shown, model.meta.get('skeleton_links'),
-                                   args.kpt_thr)
-            ok, buf = cv2.imencode('.jpg', drawn)
-            if ok:
-                write_atomic(dpath, buf.tobytes())
-        n = sum(i['bbox_score'] >= args.pose_thr for i in inst)
-        print(f'{img_path}: {n} people (bbox_score >= {args.pose_thr}), {dt * 1e3:.0f} ms')
+            if is_video(src):
+                run = _video(model, src, paths[src], args, files, draw_instances)
+                failed += [(src, e) for e in run.errors]
+                interrupted = run.interrupted
+            else:
+                _image(model, src, paths[src], args, files, draw_instances)
+        except KeyboardInterrupt:
+            interrupted = True
+        except Exception as e:  # noqa: BLE001 - one bad input must not stop the others
+            failed.append((src, _one_line(e)))
+            print(f'FAILED {src}: {failed[-1][1]}', file=sys.stderr)
+        if interrupted:
+            break
+        done += 1
+    if interrupted:
+        print(f'interrupted: {done} of {len(inputs)} input(s) done', file=sys.stderr)
     if failed:
-        print(f'{len(failed)} of {len(images)} images failed:', file=sys.stderr)
+        print(f'{len(failed)} of {len(inputs)} input(s) failed:', file=sys.stderr)
         for p, why in failed:
             print(f'  {p}: {why}', file=sys.stderr)
-        return 1
-    return 0
+    elif not interrupted:
+        print(f'{done} input(s) done; outputs in {args.out_dir}')
+    return INTERRUPTED if interrupted else (1 if failed else 0)
 
 
 def run(argv=None) -> int:
-    """``main`` with a refused input (ValueError) as one line on stderr and exit status 2."""
+    """``main`` with a refused input (ValueError) or a missing optional dependency as one
+    line on stderr and exit status 2."""
     try:
         return main(argv)
-    except ValueError as e:
+    except (ValueError, MissingDependency) as e:
         print(f'error: {e}', file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print('interrupted', file=sys.stderr)
+        return INTERRUPTED
 
 
 if __name__ == '__main__':

@@ -11,23 +11,15 @@ import os
 import os.path as osp
 from typing import Dict, List, Optional, Union
 
-import cv2
 import numpy as np
 
+from .deps import require
 from .geometry import resize_to_canvas
+from .images import read_image
 from .metadata import INPUT_NAME, OUTPUT_NAMES, decode
 from .postprocess import finalize, to_instances
 
 __all__ = ['LogoCapONNX', 'read_image', 'preprocess']
-
-
-def read_image(path: str) -> np.ndarray:
-    """(H, W, 3) uint8 BGR in the file's stored pixel frame (EXIF orientation ignored, as
-    the configs' ``LoadImage(color_type='color_ignore_orientation')``)."""
-    img = cv2.imread(path, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
-    if img is None:
-        raise ValueError(f'cannot read image {path} (missing, unreadable or not an image)')
-    return img
 
 
 def preprocess(img: np.ndarray, meta: Dict, name: str = '<array>'):
@@ -72,7 +64,7 @@ class LogoCapONNX:
 
     def __init__(self, path: str, providers=('CPUExecutionProvider',),
                  num_threads: Optional[int] = None):
-        import onnxruntime as ort
+        ort = require('onnxruntime', 'runtime', 'to run an exported .onnx file')
         if not osp.isfile(path):
             raise ValueError(f'ONNX file {path} does not exist')
         so = ort.SessionOptions()

@@ -14,7 +14,6 @@ import argparse
 import json
 import os
 import os.path as osp
-import tempfile
 
 DESCRIPTION = (
     'LOGO-CAP per-stage inference benchmark (backbone, local_kems, local_kams, global, post) '
@@ -94,31 +93,26 @@ def parse_args(argv=None):
     return opts, out
 
 
-def _write_json(obj, path):
-    """Write atomically (temporary file in the same folder, then rename)."""
-    d = osp.dirname(osp.abspath(path))
-    os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=d, prefix='.bench-', suffix='.json')
-    try:
-        with os.fdopen(fd, 'w') as f:
-            json.dump(obj, f, indent=2)
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
+def _write_json(obj, path, inputs=None):
+    """Write atomically through the shared output rules (:mod:`logocap_rt.outputs`)."""
+    from logocap_rt.outputs import atomic_write
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    atomic_write(path, json.dumps(obj, indent=2), inputs)
 
 
 def main(argv=None):
     opts, out = parse_args(argv)
-    if out and osp.abspath(out) in (osp.abspath(opts.config),
-                                    osp.abspath(opts.checkpoint or opts.config)):
-        raise ValueError(f'--out {out} would overwrite an input file')
+    from logocap_rt.outputs import InputSet, check_output
+    inputs = InputSet([opts.config, opts.checkpoint])
+    if out and inputs.which(out):
+        raise ValueError(f'--out {out} would overwrite an input file ({inputs.which(out)})')
+    if out:
+        check_output(out, inputs, '--out')
     from logocap_mm.benchmark import benchmark, markdown
     res = benchmark(opts)
     print(markdown(res))
     if out:
-        _write_json(res, out)
+        _write_json(res, out, inputs)
     return res
 
 

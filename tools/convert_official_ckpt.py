@@ -23,7 +23,15 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from logocap_mm.convert import ConversionError, convert_checkpoint  # noqa: E402
+from logocap_rt.deps import MissingDependency, require  # noqa: E402
+
+
+def _import_converter():
+    """The converter (torch, MMPose), or a one-line MissingDependency naming the extra."""
+    for mod in ('torch', 'mmengine', 'mmpose'):
+        require(mod, 'mmpose,lite', 'by the converter')
+    from logocap_mm.convert import ConversionError, convert_checkpoint
+    return ConversionError, convert_checkpoint
 
 
 def parse_args(argv=None):
@@ -43,6 +51,11 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    try:
+        ConversionError, convert_checkpoint = _import_converter()
+    except MissingDependency as e:
+        print(f'convert_official_ckpt: error: {e}', file=sys.stderr)
+        return 1
     try:
         info = convert_checkpoint(args.src, args.dst, ref_config=args.ref_config,
                                   out_config=args.out_config, base=args.base,

@@ -3,12 +3,16 @@
     python tools/demo.py CONFIG CHECKPOINT INPUT [--out-dir DIR] [--device cpu|cuda]
         [--adaptation full|partial|none] [--no-flip] [--pose-thr 0.05] [--kpt-thr 0.05]
         [--precision fp32|bf16|fp16] [--memory-format auto|channels_last|contiguous]
-        [--fuse-conv-bn]
+        [--fuse-conv-bn] [--max-pixels N]
 
-INPUT is an image file, a folder of images, or a video file (a progress bar is shown for
-folders and videos). Under ``--out-dir`` only: ``predictions/`` (JSON, one file per image or
-video, every pose the model returns, with its ``bbox_score``) and ``vis/`` (drawn images or
-the drawn video).
+INPUT is an image file, a folder of images, a video file, a camera index (``0``) or a video
+URL (a progress bar is shown for folders and videos). Under ``--out-dir`` only, named after
+the input's full file name (so ``a.jpg`` and ``a.png`` of one folder keep both results):
+``predictions/a.jpg.json`` (JSON, every pose the model returns, with its ``bbox_score``;
+for a video ``predictions/clip.mp4.json``, one entry per frame) and ``vis/a.jpg`` (the
+drawing, in the input's format; for a video ``vis/clip.mp4``). Outputs are written
+atomically and never over an input (e.g. an input that lies in ``DIR/vis``) or over
+anything that is not a regular file: such a run is refused before it starts.
 
 Drawings and the printed people count only use poses with ``bbox_score >= --pose-thr``
 (LOGO-CAP returns up to ``max_people`` poses above the centre threshold, as COCO evaluation
@@ -16,8 +20,11 @@ wants, many scoring ~0), and keypoints with a score ``>= --kpt-thr``. LOGO-CAP's
 scores are heatmap values times the centre score, so a clear person scores ~0.1-0.5, below
 MMPose's usual 0.3: the defaults are 0.05 for both.
 
-A file that cannot be read (e.g. a truncated image) is reported and skipped; the run goes on
-and exits non-zero at the end with the list of failed files.
+An image that cannot be read (truncated, corrupt, over the ``--max-pixels`` limit, which is
+checked from the file header before decoding) is reported and skipped; the run goes on and
+exits 1 at the end with the list of failed files. Ctrl-C stops the run: for a video the
+frames done are kept as ``vis/clip.partial.mp4`` and ``predictions/clip.mp4.partial.json``
+(a complete earlier result is not replaced); the exit status is then 130.
 
 The checkpoint must match the config's architecture: unlike ``mmengine.load_checkpoint``
 (which only warns and then runs partly random weights), a checkpoint with missing,
@@ -29,8 +36,18 @@ import os.path as osp
 import pickle
 import sys
 
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+if ROOT not in sys.path:  # runnable from a clone
+    sys.path.insert(0, ROOT)
+
+from logocap_rt.deps import MissingDependency, require  # noqa: E402
+from logocap_rt.images import ENV_MAX_PIXELS, max_pixels, read_image  # noqa: E402
+from logocap_rt.outputs import (InputSet, atomic_write, check_out_dir,  # noqa: E402
+                                check_output, json_text, result_names)
+from logocap_rt.video import VIDEO_EXTS, drawn_video_name, is_video  # noqa: E402
+
 IMG_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp', '.tif', '.tiff')
-VIDEO_EXTS = ('.mp4', '.avi', '.mov', '.mkv', '.webm')
+INTERRUPTED = 130
 ADAPTATIONS = ('full', 'partial', 'none')
 PRECISIONS = ('fp32', 'bf16', 'fp16')  # model.test_cfg.precision
 MEMORY_FORMATS = ('auto', 'channels_last', 'contiguous')  # model.test_cfg.memory_format
@@ -44,6 +61,10 @@ class InputErrors(ValueError):
         lines = [f'{len(failed)} of {total} input(s) failed:']
         lines += [f'  {p}: {why}' for p, why in failed]
         super().__init__('\n'.join(lines))
+
+
+class Interrupted(Exception):
+    """Ctrl-C stopped the run after the outputs of the inputs / frames done were written."""
 
 
 def parse_args(argv=None):
@@ -64,6 +85,10 @@ def parse_args(argv=None):
     p.add_argument('--fuse-conv-bn', action='store_true',
                    help='run the backbone and neck with their BatchNorms folded into the '
                         'convolutions (model.test_cfg.fuse_conv_bn)')
+    p.add_argument('--max-pixels', type=int, default=None,
+                   help='refuse images and video frames with more pixels (read from the '
+                        f'header, before decoding; default: ${ENV_MAX_PIXELS} or 178956970; '
+                        '0: no limit)')
     p.add_argument('--pose-thr', type=float, default=0.05,
                    help='draw and count poses with bbox_score >= this (JSON keeps all)')
     p.add_argument('--kpt-thr', type=float, default=0.05,
@@ -103,7 +128,8 @@ def check_checkpoint(model, checkpoint, config_name='the config'):
     Loads through mmengine (``torch.load(weights_only=True)`` with logocap_mm's allow-list).
     """
     from mmengine.runner.checkpoint import _load_checkpoint
-    ckpt = _load_checkpoint(checkpoint, map_location='cpu')
+    # silent: the inferencer has already logged the loading of this file
+    ckpt = _load_checkpoint(checkpoint, map_location='cpu', logger='silent')
     if not isinstance(ckpt, dict):
         raise ValueError(f'checkpoint {checkpoint} holds a {type(ckpt).__name__}, expected a '
                          'dict with a "state_dict" (an MMPose/mmengine checkpoint)')
@@ -126,13 +152,14 @@ def check_checkpoint(model, checkpoint, config_name='the config'):
 
 def list_inputs(path):
     """An image -> ([path], 'image'); a folder -> (its images sorted, 'image');
-    a video -> ([path], 'video')."""
+    a video file, camera index or URL -> ([path], 'video')."""
     if osp.isdir(path):
-        files = sorted(f for f in os.listdir(path) if f.lower().endswith(IMG_EXTS))
+        files = sorted(f for f in os.listdir(path) if f.lower().endswith(IMG_EXTS)
+                       and osp.isfile(osp.join(path, f)))
         if not files:
             raise ValueError(f'input folder {path} has no images ({", ".join(IMG_EXTS)})')
         return [osp.join(path, f) for f in files], 'image'
-    if path.lower().endswith(VIDEO_EXTS):
+    if is_video(path):
         return [path], 'video'
     if not path.lower().endswith(IMG_EXTS):
         raise ValueError(f'input {path} is not an image ({", ".join(IMG_EXTS)}), a video '
@@ -140,16 +167,17 @@ def list_inputs(path):
     return [path], 'image'
 
 
-def video_frames(path):
-    """Frame count of a video (0 if OpenCV cannot tell); ValueError if it does not open."""
-    import cv2
-    cap = cv2.VideoCapture(path)
-    try:
-        if not cap.isOpened():
-            raise ValueError(f'cannot open video {path}')
-        return max(int(cap.get(cv2.CAP_PROP_FRAME_COUNT)), 0)
-    finally:
-        cap.release()
+def output_paths(inputs, kind, out_dir, files):
+    """input -> (predictions JSON path, drawing path), every path checked up front."""
+    out = {}
+    for src, name in result_names(inputs).items():
+        vis = drawn_video_name(name) if kind == 'video' else name
+        paths = (osp.join(out_dir, 'predictions', name + '.json'),
+                 osp.join(out_dir, 'vis', vis))
+        for q in paths:
+            check_output(q, files)
+        out[src] = paths
+    return out
 
 
 def pose_filter(visualize, pose_thr):
@@ -169,13 +197,10 @@ def pose_filter(visualize, pose_thr):
     return wrapped
 
 
-def failure_reason(path, err):
-    """One line on why ``path`` failed; an existing file that does not decode says so."""
-    msg = f'{type(err).__name__}: {err}'.splitlines()[0]
-    if osp.isfile(path) and ('occurs when loading' in msg or 'failed to load image' in msg):
-        return ('the file exists but cannot be decoded as an image (truncated or corrupt?); '
-                f'{type(err).__name__} from the loader')
-    return msg
+def one_line(err):
+    """The first line of an error (with its type unless it is a ValueError)."""
+    msg = next((ln.strip() for ln in str(err).splitlines() if ln.strip()), '')
+    return msg if type(err) is ValueError else f'{type(err).__name__}: {msg}'
 
 
 def count_people(preds, pose_thr):
@@ -210,59 +235,110 @@ def build_inferencer(args):
     return inferencer
 
 
+def import_stack():
+    """The MMPose stack, or a one-line :class:`MissingDependency` naming the extra."""
+    for mod in ('torch', 'mmengine', 'mmcv', 'mmpose.apis'):
+        require(mod, 'mmpose,lite', 'by tools/demo.py')
+    import logocap_mm  # noqa: F401  (registers the plugin, safe checkpoint loading)
+
+
+def infer(inferencer, img, kpt_thr):
+    """One (H, W, 3) BGR image -> (instances, drawing (H, W, 3) BGR)."""
+    res = next(inferencer(img, return_vis=True, kpt_thr=kpt_thr, draw_bbox=False))
+    return res['predictions'][0], res['visualization'][0][..., ::-1]
+
+
+def write_image_result(img_path, preds, drawn, paths, files):
+    import cv2
+    atomic_write(paths[0], json_text(preds), files)
+    ext = osp.splitext(paths[1])[1] or '.jpg'
+    ok, buf = cv2.imencode(ext, drawn)
+    if not ok:
+        raise ValueError(f'OpenCV cannot encode the drawing of {img_path} as {ext}')
+    atomic_write(paths[1], buf.tobytes(), files)
+
+
+def run_video(inferencer, path, paths, files, args):
+    from mmengine.utils import ProgressBar
+
+    from logocap_rt import video
+    bar = []
+
+    def progress(done, total):
+        if total and not bar:
+            bar.append(ProgressBar(total))
+        if bar:
+            bar[0].update()
+
+    run = video.process_video(path, lambda f: infer(inferencer, f, args.kpt_thr), paths[0],
+                              paths[1], files, args.max_pixels, progress)
+    people = [count_people(f, args.pose_thr) for f in run.frames]
+    written = ', '.join(p for p in (run.json_path, run.video_path) if p) or 'none'
+    if run.interrupted:
+        done = f'{len(run.frames)} of {run.total}' if run.total else str(len(run.frames))
+        raise Interrupted(f'{path}: interrupted after {done} frame(s); partial outputs: '
+                          f'{written}')
+    print(f'\n{path}: {len(run.frames)} frame(s), {max(people)} people at most '
+          f'(pose score >= {args.pose_thr}); outputs: {written}')
+    if run.errors:
+        raise InputErrors([(path, e) for e in run.errors], 1)
+    return [(path, run.frames)]
+
+
 def main(argv=None):
     """Returns a list of ``(input_path, predictions)``; for a video, ``predictions`` is the
     list of per-frame lists. Raises :class:`InputErrors` (after processing the rest) if
-    some inputs failed."""
+    some inputs failed, :class:`Interrupted` after Ctrl-C (outputs of the work done are
+    written)."""
     args = parse_args(argv)
     for name, path in (('config', args.config), ('checkpoint', args.checkpoint),
                        ('input', args.input)):
-        if not osp.exists(path):
+        stream = name == 'input' and (path.isdigit() or '://' in path)  # camera, URL
+        if not stream and not osp.exists(path):
             raise FileNotFoundError(f'{name} not found: {path}')
+    args.max_pixels = max_pixels(args.max_pixels)
     inputs, kind = list_inputs(args.input)
-    import logocap_mm  # noqa: F401  (registers the plugin, safe checkpoint loading)
+    files = InputSet(inputs + [args.config, args.checkpoint])
+    if osp.exists(args.out_dir) and not osp.isdir(args.out_dir):
+        raise ValueError(f'--out-dir {args.out_dir} exists and is not a directory')
+    paths = output_paths(inputs, kind, args.out_dir, files)
+    import_stack()
     from mmengine.utils import ProgressBar
 
     inferencer = build_inferencer(args)
-    os.makedirs(args.out_dir, exist_ok=True)
-    out = dict(vis_out_dir=osp.join(args.out_dir, 'vis'),
-               pred_out_dir=osp.join(args.out_dir, 'predictions'),
-               kpt_thr=args.kpt_thr, draw_bbox=False)
-    results, failed, total = [], [], 0
+    for sub in ('vis', 'predictions'):
+        check_out_dir(osp.join(args.out_dir, sub), what='output folder')
     if kind == 'video':
-        path = inputs[0]
-        n = video_frames(path)
-        bar = ProgressBar(n) if n else None
-        frames = []
-        for result in inferencer(path, **out):
-            frames.append(result['predictions'][0])
-            if bar is not None:
-                bar.update()
-        if not frames:
-            raise ValueError(f'video {path} has no readable frames')
-        results.append((path, frames))
-        people = [count_people(f, args.pose_thr) for f in frames]
-        print(f'\n{path}: {len(frames)} frame(s), {max(people)} people at most '
-              f'(pose score >= {args.pose_thr}); outputs in {args.out_dir}')
-        return results
-    bar = ProgressBar(len(inputs)) if len(inputs) > 1 else None
-    for path in inputs:
         try:
-            result = next(inferencer(path, **out))
-        except Exception as e:  # noqa: BLE001 - one bad file must not stop the others
-            failed.append((path, failure_reason(path, e)))
+            return run_video(inferencer, inputs[0], paths[inputs[0]], files, args)
+        except (ValueError, Interrupted):
+            raise
+        except Exception as e:  # noqa: BLE001 - reported as a failed input, not a traceback
+            raise InputErrors([(inputs[0], one_line(e))], 1) from e
+    results, failed, total = [], [], 0
+    bar = ProgressBar(len(inputs)) if len(inputs) > 1 else None
+    try:
+        for path in inputs:
+            try:
+                img = read_image(path, args.max_pixels)
+                preds, drawn = infer(inferencer, img, args.kpt_thr)
+                write_image_result(path, preds, drawn, paths[path], files)
+            except Exception as e:  # noqa: BLE001 - one bad file must not stop the others
+                failed.append((path, one_line(e)))
+                if bar is None:
+                    print(f'{path}: skipped ({failed[-1][1]})', file=sys.stderr)
+                continue
+            finally:
+                if bar is not None:
+                    bar.update()
+            n = count_people(preds, args.pose_thr)
+            total += n
+            results.append((path, preds))
             if bar is None:
-                print(f'{path}: skipped ({failed[-1][1]})', file=sys.stderr)
-            continue
-        finally:
-            if bar is not None:
-                bar.update()
-        preds = result['predictions'][0]
-        n = count_people(preds, args.pose_thr)
-        total += n
-        results.append((path, preds))
-        if bar is None:
-            print(f'{path}: {n} people (pose score >= {args.pose_thr})')
+                print(f'{path}: {n} people (pose score >= {args.pose_thr})')
+    except KeyboardInterrupt:
+        raise Interrupted(f'interrupted after {len(results) + len(failed)} of {len(inputs)} '
+                          f'image(s); outputs of those done are in {args.out_dir}') from None
     print(f'\n{len(results)} image(s), {total} people (pose score >= {args.pose_thr}); '
           f'outputs in {args.out_dir}')
     if failed:
@@ -270,8 +346,25 @@ def main(argv=None):
     return results
 
 
-if __name__ == '__main__':
+def run(argv=None) -> int:
+    """``main`` with its refusals as one line (or the list of failed inputs) on stderr:
+    exit 0, 1 (some inputs failed), 2 (refused, missing dependency) or 130 (Ctrl-C)."""
     try:
-        main()
-    except (ValueError, FileNotFoundError, pickle.UnpicklingError) as e:
-        sys.exit(f'demo.py: {e}')
+        main(argv)
+    except InputErrors as e:
+        print(f'demo.py: {e}', file=sys.stderr)
+        return 1
+    except Interrupted as e:
+        print(f'demo.py: {e}', file=sys.stderr)
+        return INTERRUPTED
+    except KeyboardInterrupt:
+        print('demo.py: interrupted', file=sys.stderr)
+        return INTERRUPTED
+    except (ValueError, FileNotFoundError, MissingDependency, pickle.UnpicklingError) as e:
+        print(f'demo.py: {e}', file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(run())

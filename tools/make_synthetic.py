@@ -30,12 +30,14 @@ A second run with the same arguments returns at once (``meta.json`` matches) unl
 """
 import argparse
 import json
-import os
 import os.path as osp
 import sys
 
 import cv2
 import numpy as np
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+from logocap_rt.outputs import atomic_write, check_out_dir  # noqa: E402
 
 KEYPOINT_NAMES = [
     'nose', 'left_eye', 'right_eye', 'left_ear', 'right_ear', 'left_shoulder',
@@ -328,7 +330,7 @@ def make_image(rng, img_id, ann_start, crowded=False):
 def make_split(out_dir, split, num, seed, crowded=False):
     """Write ``num`` images of one split; returns the COCO dict. A crowded split draws from
     its own random streams (other images than the normal split of the same seed)."""
-    os.makedirs(osp.join(out_dir, split), exist_ok=True)
+    check_out_dir(osp.join(out_dir, split))
     images, annotations = [], []
     split_key = {'train': 1, 'val': 2}.get(split, 3) + (10 if crowded else 0)
     for i in range(num):
@@ -339,8 +341,7 @@ def make_split(out_dir, split, num, seed, crowded=False):
         ok, buf = cv2.imencode('.jpg', img, [cv2.IMWRITE_JPEG_QUALITY, 92])
         if not ok:
             raise RuntimeError(f'cv2.imencode failed for {split}/{name}')
-        with open(osp.join(out_dir, split, name), 'wb') as f:
-            f.write(buf.tobytes())
+        atomic_write(osp.join(out_dir, split, name), buf.tobytes())
         info['file_name'] = name
         images.append(info)
         annotations += anns
@@ -375,24 +376,26 @@ def main(argv=None):
     if args.crowded:
         meta['crowded'] = True
     stamp = osp.join(args.out_dir, 'meta.json')
-    if not args.force and osp.exists(stamp):
+    check_out_dir(args.out_dir)
+    if not args.force and osp.isfile(stamp):
         with open(stamp) as f:
             if json.load(f) == meta:
                 print(f'make_synthetic: {args.out_dir} is up to date (meta.json matches)')
                 return 0
-    os.makedirs(osp.join(args.out_dir, 'annotations'), exist_ok=True)
+    check_out_dir(osp.join(args.out_dir, 'annotations'))
     for split, num in (('train', args.num_train), ('val', args.num_val)):
         coco = make_split(args.out_dir, split, num, args.seed, args.crowded)
         path = osp.join(args.out_dir, 'annotations', f'person_keypoints_{split}.json')
-        with open(path, 'w') as f:
-            json.dump(coco, f, sort_keys=True, separators=(',', ':'))
+        atomic_write(path, json.dumps(coco, sort_keys=True, separators=(',', ':')))
         n_p = sum(a['iscrowd'] == 0 for a in coco['annotations'])
         n_c = len(coco['annotations']) - n_p
         print(f'{split}: {num} images, {n_p} people, {n_c} crowd regions -> {path}')
-    with open(stamp, 'w') as f:
-        json.dump(meta, f, sort_keys=True)
+    atomic_write(stamp, json.dumps(meta, sort_keys=True))
     return 0
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except ValueError as e:
+        sys.exit(f'make_synthetic: {e}')

@@ -5,9 +5,20 @@ from typing import Optional
 from .refcfg import _get, arch_from_ref_config, test_settings_from_ref_config
 
 def default_base_config() -> str:
-    """Absolute path of this repository's ``configs/logocap/w32_coco.py``."""
+    """Absolute path of the clone's ``configs/logocap/w32_coco.py`` (next to the package in
+    a clone or an editable install).
+
+    Raises:
+        ValueError: the package is installed without the clone (configs are not part of the
+            installed package): give the base config explicitly (``--base``).
+    """
     root = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-    return osp.join(root, 'configs', 'logocap', 'w32_coco.py')
+    path = osp.join(root, 'configs', 'logocap', 'w32_coco.py')
+    if not (osp.isfile(path) and osp.isfile(osp.join(root, 'setup.py'))):
+        raise ValueError('no default base config: configs/ comes with the clone of the '
+                         'repository, not with the installed package; pass --base '
+                         'PATH/TO/configs/logocap/w32_coco.py')
+    return path
 
 
 def make_override_config(ref_cfg: dict, base: Optional[str] = None,

@@ -1,19 +1,20 @@
 """Reading the reference checkpoint and writing the converted one (paths checked, atomic)."""
-import contextlib
 import os
 import os.path as osp
 import re
-import tempfile
 from collections import OrderedDict
 from typing import Callable, Optional
 
 import numpy as np
 import torch
 
-from .keys import convert_state_dict, unwrap_state_dict
+from logocap_rt.outputs import InputSet, check_output, same_file
+from logocap_rt.outputs import atomic_write as shared_atomic_write
+
+from .keys import ConversionError, convert_state_dict, unwrap_state_dict
 
 __all__ = ['refusal_reason', 'load_reference_state_dict', 'check_paths', 'atomic_write',
-           'coco_dataset_meta', 'convert_checkpoint']
+           'check_weights', 'coco_dataset_meta', 'convert_checkpoint']
 
 UNSAFE_WARNING = ('--unsafe-load (torch.load(weights_only=False)) runs whatever code the file '
                   'contains: use it only for a file from a source you trust')
@@ -102,19 +103,13 @@ def _check_source(path: str, what: str) -> None:
 
 def _same_file(a: str, b: str) -> bool:
     """Same file: same inode if both exist (symlinks, hard links), else same real path."""
-    if osp.exists(a) and osp.exists(b):
-        return osp.samefile(a, b)
-    return osp.realpath(a) == osp.realpath(b)
+    return same_file(a, b)
 
 
 def _check_target(path: str, what: str) -> None:
-    if osp.isdir(path):
-        raise ValueError(f'{what} {path} is a directory; give the path of the file to write')
-    parent = osp.dirname(osp.abspath(path))
-    while not osp.exists(parent):  # the first existing ancestor must be a directory
-        parent = osp.dirname(parent)
-    if not osp.isdir(parent):
-        raise ValueError(f'{what} {path}: {parent} is not a directory')
+    """The shared output rules (:func:`logocap_rt.outputs.check_output`): not a directory,
+    not an existing device / FIFO / socket, inside a folder."""
+    check_output(path, None, what)
 
 
 def check_paths(src: str, dst: str, ref_config: Optional[str] = None,
@@ -147,26 +142,41 @@ def check_paths(src: str, dst: str, ref_config: Optional[str] = None,
                          'different files.')
 
 
-def atomic_write(path: str, write: Callable) -> None:
-    """Write ``path`` via ``write(binary_file)`` into a temporary file in the same directory,
-    then ``os.replace`` it: on any error (a full disk) ``path`` keeps its old content and the
-    temporary file is removed."""
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f'.{osp.basename(path)}.', suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+def atomic_write(path: str, write: Callable, inputs: Optional[InputSet] = None) -> None:
+    """Write ``path`` via ``write(binary_file)`` into a temporary file in the same directory
+    (created if missing), fsync it, then rename it over ``path`` (the shared rules of
+    :func:`logocap_rt.outputs.atomic_write`, checked again against ``inputs``): on any error
+    (a full disk) ``path`` keeps its old content and the temporary file is removed."""
+    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+    shared_atomic_write(path, write, inputs, fsync=True)
+
+
+# ----------------------------------------------------------------------------- weights
+def check_weights(sd: dict) -> None:
+    """Every converted tensor must have the model's dtype (float32; int64 for BatchNorm's
+    ``num_batches_tracked``) and finite values.
+
+    A checkpoint of int64 / float16 / bool weights or with NaN / inf values would convert
+    and then load into a model that returns no poses; it is refused instead.
+
+    Raises:
+        ConversionError: naming the keys (up to 8) and what is wrong with them.
+    """
+    bad = []
+    for k, v in sd.items():
+        want = torch.int64 if k.endswith('num_batches_tracked') else torch.float32
+        if not isinstance(v, torch.Tensor):
+            bad.append(f'{k}: a {type(v).__name__}, not a tensor')
+        elif v.dtype != want:
+            bad.append(f'{k}: dtype {str(v.dtype)[6:]}, the model needs '
+                       f'{str(want)[6:]}')
+        elif v.is_floating_point() and not bool(torch.isfinite(v).all()):
+            n = int((~torch.isfinite(v)).sum())
+            bad.append(f'{k}: {n} non-finite value(s) (NaN / inf) of {v.numel()}')
+    if bad:
+        more = f'; ... (+{len(bad) - 8} more)' if len(bad) > 8 else ''
+        raise ConversionError(f'{len(bad)} converted tensor(s) cannot be used: '
+                              + '; '.join(bad[:8]) + more)
 
 
 # ----------------------------------------------------------------------------- metadata
@@ -225,6 +235,7 @@ def convert_checkpoint(src: str, dst: str, ref_config: Optional[str] = None,
         extra, head_cfg = arch_from_ref_config(cfg)
         template = str(_get(cfg, 'MODEL.TEMPLATE', 'coco')).lower()
     sd, extra, head_cfg = convert_state_dict(ref_sd, extra, head_cfg)
+    check_weights(sd)
     text = (make_override_config(cfg, base=base, source=osp.basename(ref_config))
             if out_config else None)
     meta = dict(dataset_meta=coco_dataset_meta(template),
@@ -233,8 +244,9 @@ def convert_checkpoint(src: str, dst: str, ref_config: Optional[str] = None,
     if ref_config:
         meta['ref_config'] = osp.basename(ref_config)
     ckpt = dict(state_dict=OrderedDict((k, v.contiguous()) for k, v in sd.items()), meta=meta)
-    atomic_write(dst, lambda f: torch.save(ckpt, f))
+    inputs = InputSet([src, ref_config, base])
+    atomic_write(dst, lambda f: torch.save(ckpt, f), inputs)
     if out_config:
-        atomic_write(out_config, lambda f: f.write(text.encode('utf-8')))
+        atomic_write(out_config, lambda f: f.write(text.encode('utf-8')), inputs)
     return dict(num_keys=len(sd), extra=extra, head_cfg=head_cfg, dst=dst,
                 out_config=out_config)

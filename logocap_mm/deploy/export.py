@@ -19,7 +19,6 @@ the runtime (:mod:`logocap_rt.postprocess`). The model's facts go into the ONNX
 import contextlib
 import os
 import os.path as osp
-import tempfile
 import time
 from typing import Dict, Optional, Sequence
 
@@ -204,7 +203,8 @@ def check_settings(batch_size: int = 1, scales: Optional[Sequence[float]] = None
 def export_model(model, cfg, out: str, input_size: Optional[int] = None,
                  flip: Optional[bool] = None, adaptation: Optional[str] = None,
                  opset: int = 18, batch_size: int = 1,
-                 scales: Optional[Sequence[float]] = None, trim_slots: bool = True) -> dict:
+                 scales: Optional[Sequence[float]] = None, trim_slots: bool = True,
+                 inputs=None) -> dict:
     """Export a built model (eval, CPU float32) to ``out`` (written atomically).
 
     Args:
@@ -217,6 +217,7 @@ def export_model(model, cfg, out: str, input_size: Optional[int] = None,
         scales: test scales; only one scale (None or [1]).
         trim_slots: run the local adaptation on the valid slots only (default; faster with
             few people); False: a graph without data-dependent shapes.
+        inputs: a :class:`logocap_rt.outputs.InputSet` that ``out`` must not be.
 
     Returns:
         dict(path, metadata, seconds).
@@ -254,25 +255,15 @@ def export_model(model, cfg, out: str, input_size: Optional[int] = None,
     proto.doc_string = (f'LOGO-CAP ({facts["dataset_name"] or "pose"}, K={facts["num_keypoints"]}, '
                         f'adaptation={level}, flip={flip}) exported by logocap_mm '
                         f'{facts["plugin_version"]}')
-    _save_atomic(proto, out)
+    _save_atomic(proto, out, inputs)
     return dict(path=out, metadata=facts, seconds=time.perf_counter() - t0)
 
 
-def _save_atomic(proto, out: str) -> None:
-    import onnx
-    d = osp.dirname(osp.abspath(out))
-    os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix='.' + osp.basename(out) + '.', suffix='.tmp', dir=d)
-    os.close(fd)
-    try:
-        onnx.save(proto, tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 -> the usual permissions
-        os.replace(tmp, out)
-    finally:
-        if osp.exists(tmp):
-            os.remove(tmp)
+def _save_atomic(proto, out: str, inputs=None) -> None:
+    """``onnx.save`` through the shared output rules (:mod:`logocap_rt.outputs`)."""
+    from logocap_rt.outputs import atomic_write
+    os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
+    atomic_write(out, proto.SerializeToString(), inputs)
 
 
 def export_onnx(config: str, checkpoint: str, out: str, **kwargs) -> dict:
@@ -286,8 +277,9 @@ def export_onnx(config: str, checkpoint: str, out: str, **kwargs) -> dict:
     for p in (config, checkpoint):
         if not osp.isfile(p):
             raise ValueError(f'{p} does not exist')
-    if osp.abspath(out) in (osp.abspath(config), osp.abspath(checkpoint)):
-        raise ValueError(f'--out {out} would overwrite an input')
+    from logocap_rt.outputs import InputSet, check_output
+    inputs = InputSet([config, checkpoint])
+    check_output(out, inputs, '--out')
     cfg = Config.fromfile(config)
     model = init_model(cfg, checkpoint, device='cpu')
-    return export_model(model, cfg, out, **kwargs)
+    return export_model(model, cfg, out, inputs=inputs, **kwargs)

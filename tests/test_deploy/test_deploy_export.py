@@ -189,16 +189,16 @@ def test_runtime_cli_without_torch(conv, tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     rt = LogoCapONNX(path)
     for img in imgs:
-        stem = osp.splitext(osp.basename(img))[0]
-        with open(out / f'{stem}.json') as f:
+        name = osp.basename(img)
+        with open(out / f'{name}.json') as f:
             got = json.load(f)
         assert got == json.loads(json.dumps(rt(img))) and len(got) > 0
-        assert (out / f'{stem}.jpg').stat().st_size > 0
+        assert (out / name).stat().st_size > 0
     # an output that would land on an input is refused
-    r = subprocess.run([sys.executable, '-c', script, path, str(out / (stem + '.jpg')),
+    r = subprocess.run([sys.executable, '-c', script, path, str(out / name),
                         '--out-dir', str(out)], capture_output=True, text=True, env=env,
                        timeout=300)
-    assert r.returncode == 2 and 'would overwrite an input' in r.stderr
+    assert r.returncode == 2 and 'is the input' in r.stderr
 
 
 def test_file_without_metadata_is_refused(conv, tmp_path):

@@ -91,7 +91,7 @@ def test_demo_on_folder(checkpoint, tmp_path):
     for path, preds in results:
         assert all(np.asarray(p['keypoints']).shape == (17, 2) for p in preds)
         assert osp.isfile(out / 'vis' / osp.basename(path))
-        assert osp.isfile(out / 'predictions' / (osp.splitext(osp.basename(path))[0] + '.json'))
+        assert osp.isfile(out / 'predictions' / (osp.basename(path) + '.json'))
 
 
 def test_inferencer_and_demo_take_precision_and_memory_format(checkpoint, tmp_path):
@@ -200,7 +200,7 @@ def test_demo_on_video_writes_video_and_json(checkpoint, tmp_path, capsys):
     cap = cv2.VideoCapture(str(drawn))
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 3
     cap.release()
-    with open(out / 'predictions' / 'clip.json') as f:
+    with open(out / 'predictions' / 'clip.mp4.json') as f:
         per_frame = json.load(f)
     assert len(per_frame) == 3
     assert [len(fr['instances']) for fr in per_frame] == [len(fr) for fr in frames]
@@ -214,7 +214,7 @@ def test_demo_pose_thr_filters_count_not_json(checkpoint, tmp_path, capsys):
         out = tmp_path / f'out_{thr}'
         (_, preds), = demo.main([TINY_COCO, checkpoint, COCO_IMG, '--out-dir', str(out),
                                  '--no-flip', '--pose-thr', thr])
-        with open(out / 'predictions' / '000000197388.json') as f:
+        with open(out / 'predictions' / '000000197388.jpg.json') as f:
             runs[thr] = (len(json.load(f)), capsys.readouterr().out)
         assert len(preds) == runs[thr][0]  # JSON keeps every pose
         assert all('bbox_score' in p for p in preds)
@@ -238,8 +238,8 @@ def test_demo_skips_truncated_image_and_fails_at_the_end(checkpoint, tmp_path):
     assert 'cannot be decoded' in str(e.value)
     assert 'check whether the file exists' not in str(e.value)
     assert osp.isfile(out / 'vis' / 'b_good.jpg')
-    assert osp.isfile(out / 'predictions' / 'b_good.json')
-    assert not osp.exists(out / 'predictions' / 'a_truncated.json')
+    assert osp.isfile(out / 'predictions' / 'b_good.jpg.json')
+    assert not osp.exists(out / 'predictions' / 'a_truncated.jpg.json')
 
 
 class _NotWeights:

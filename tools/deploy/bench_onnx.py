@@ -169,13 +169,8 @@ def main(argv=None):
     text = json.dumps(out, indent=2)
     print(text)
     if args.out:
-        fd, tmp = tempfile.mkstemp(dir=osp.dirname(osp.abspath(args.out)) or '.')
-        with os.fdopen(fd, 'w') as f:
-            f.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, args.out)
+        from logocap_rt.outputs import InputSet, atomic_write
+        atomic_write(args.out, text, InputSet([args.onnx]))
     return 0
 
 

@@ -39,8 +39,18 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
+def import_stack():
+    """torch, the MMPose stack, onnx and onnxscript, or a one-line MissingDependency."""
+    from logocap_rt.deps import require
+    for mod in ('torch', 'mmengine', 'mmcv', 'mmpose'):
+        require(mod, 'mmpose,lite,deploy', 'to export')
+    for mod in ('onnx', 'onnxscript'):
+        require(mod, 'deploy', 'to export')
+
+
 def main(argv=None):
     args = parse_args(argv)
+    import_stack()
     from logocap_mm.deploy.export import export_onnx
     res = export_onnx(args.config, args.checkpoint, args.out, input_size=args.input_size,
                       flip=False if args.no_flip else None, adaptation=args.adaptation,
@@ -52,9 +62,15 @@ def main(argv=None):
     return 0
 
 
-if __name__ == '__main__':
+def run(argv=None) -> int:
+    """``main`` with a refusal or a missing dependency as one line on stderr, exit 2."""
+    from logocap_rt.deps import MissingDependency
     try:
-        sys.exit(main())
-    except ValueError as e:
+        return main(argv)
+    except (ValueError, MissingDependency) as e:
         print(f'error: {e}', file=sys.stderr)
-        sys.exit(2)
+        return 2
+
+
+if __name__ == '__main__':
+    sys.exit(run())
