@@ -330,7 +330,12 @@ def main(argv=None):
     for sub in ('vis', 'predictions'):
         check_out_dir(osp.join(args.out_dir, sub), what='output folder')
     if kind == 'video':
-        return run_video(inferencer, inputs[0], paths[inputs[0]], files, args)
+        try:
+            return run_video(inferencer, inputs[0], paths[inputs[0]], files, args)
+        except (ValueError, Interrupted):
+            raise
+        except Exception as e:  # noqa: BLE001 - reported as a failed input, not a traceback
+            raise InputErrors([(inputs[0], one_line(e))], 1) from e
     results, failed, total = [], [], 0
     bar = ProgressBar(len(inputs)) if len(inputs) > 1 else None
     try:

@@ -218,3 +218,23 @@ def test_camera_with_tracking(demo, ckpt, tmp_path, capsys, monkeypatch):
     assert '2 frames' in err and 'frames/s' in err
     with pytest.raises(SystemExit):  # INPUT and --camera: one of them
         demo.parse_args([TINY_COCO, ckpt, 'x.mp4', '--camera', '0'])
+
+
+class _BrokenSource(FrameSource):
+    def __iter__(self):
+        for i, frame in enumerate(super().__iter__()):
+            if i == 1:
+                raise RuntimeError('decoder lost the stream')
+            yield frame
+
+
+def test_video_error_is_a_failed_input_not_a_traceback(demo, ckpt, tmp_path, capsys,
+                                                       monkeypatch):
+    from logocap_rt import video
+    clip = helpers.write_video(tmp_path / 'clip.mp4', n=3, size=(64, 48))
+    monkeypatch.setattr(video, 'FrameSource', _BrokenSource)
+    assert demo.run([TINY_COCO, ckpt, clip, '--out-dir', str(tmp_path / 'o'),
+                     '--no-flip']) == 1
+    err = capsys.readouterr().err
+    assert 'RuntimeError: decoder lost the stream' in err and 'Traceback' not in err
+    assert not [f for f in os.listdir(tmp_path / 'o' / 'vis')]  # no temporary file left
