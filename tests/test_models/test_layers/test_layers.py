@@ -1,6 +1,4 @@
 """Attentive Norm (spec §1.4) and the CMP module (§1.3): formula, init, registry, parity."""
-import os.path as osp
-
 import numpy as np
 import pytest
 import torch
