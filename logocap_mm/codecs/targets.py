@@ -4,7 +4,10 @@ from typing import Tuple
 
 import numpy as np
 
-__all__ = ['check_size', 'check_positive', 'render_gaussians']
+__all__ = ['check_size', 'check_positive', 'render_gaussians', 'RENDER_CHUNK_ELEMENTS']
+
+# elements of the largest (points, S, S) work array of render_gaussians (float64: 16 MiB)
+RENDER_CHUNK_ELEMENTS = 2 ** 21
 
 
 def check_size(name: str, value) -> Tuple[int, int]:
@@ -41,13 +44,23 @@ def render_gaussians(heatmaps: np.ndarray, foreground: np.ndarray, pts: np.ndarr
         sigmas: ``(P,)`` Gaussian sigma of each point (F px).
 
     Each Gaussian is evaluated at integer pixels of the square
-    ``[floor(x - 3s - 1), ceil(x + 3s + 2))`` (clipped to the map).
+    ``[floor(x - 3s - 1), ceil(x + 3s + 2))`` (clipped to the map). Points are taken in
+    chunks so that the ``(P_chunk, S, S)`` work arrays stay below ``RENDER_CHUNK_ELEMENTS``
+    elements (memory bounded for crowded images; the result does not depend on the chunks).
     """
     if len(pts) == 0:
         return
-    _, H, W = heatmaps.shape
     lo = np.floor(pts - 3 * sigmas[:, None] - 1).astype(np.int64)  # (P, 2)
     hi = np.ceil(pts + 3 * sigmas[:, None] + 2).astype(np.int64)  # (P, 2) exclusive
+    span = int((hi - lo).max())
+    step = max(1, RENDER_CHUNK_ELEMENTS // (span * span))
+    for i in range(0, len(pts), step):
+        sl = slice(i, i + step)
+        _render_chunk(heatmaps, foreground, pts[sl], chans[sl], sigmas[sl], lo[sl], hi[sl])
+
+
+def _render_chunk(heatmaps, foreground, pts, chans, sigmas, lo, hi) -> None:
+    _, H, W = heatmaps.shape
     span = int((hi - lo).max())
     d = np.arange(span)
     xs = lo[:, 0, None] + d  # (P, S)

@@ -23,27 +23,10 @@ import xtcocotools.mask as cocomask
 from mmpose.datasets.transforms import BottomupGetHeatmapMask, BottomupRandomAffine
 from mmpose.registry import TRANSFORMS
 
+from .annotation_checks import check_segmentation
+
 __all__ = ['LogoCapGetHeatmapMask', 'LogoCapRandomAffine', 'segmentation_to_mask',
            'reference_affine_draws']
-
-
-def _rle_from_dict(seg: dict, h: int, w: int):
-    size = seg.get('size')
-    counts = seg.get('counts')
-    if size is None or counts is None:
-        raise ValueError(f"an RLE segmentation needs 'size' and 'counts', got keys "
-                         f'{sorted(seg)}')
-    if [int(v) for v in size] != [h, w]:
-        raise ValueError(f'RLE segmentation size {list(size)} does not match the image '
-                         f'(h, w) = {[h, w]}')
-    if isinstance(counts, (list, tuple)):  # uncompressed: run lengths
-        return cocomask.frPyObjects(dict(size=[h, w], counts=list(counts)), h, w)
-    if isinstance(counts, str):
-        counts = counts.encode('ascii')
-    if not isinstance(counts, bytes):
-        raise ValueError(f"RLE 'counts' must be a list of run lengths or a string, got "
-                         f'{type(counts).__name__}')
-    return dict(size=[h, w], counts=counts)
 
 
 def segmentation_to_mask(seg, img_shape: Tuple[int, int]) -> np.ndarray:
@@ -53,18 +36,28 @@ def segmentation_to_mask(seg, img_shape: Tuple[int, int]) -> np.ndarray:
         seg: polygons (a list of ``[x0, y0, x1, y1, ...]`` lists, O pixels), or an RLE dict
             with ``size = [H, W]`` and ``counts`` (a list: uncompressed; a string: compressed).
         img_shape: ``(H, W)`` of the O image.
+
+    Raises:
+        ValueError: a segmentation that :func:`~.annotation_checks.check_segmentation`
+            refuses (checked before any of it reaches the COCO mask code).
     """
     h, w = int(img_shape[0]), int(img_shape[1])
+    check_segmentation(seg, (h, w))
     if isinstance(seg, dict):
-        return cocomask.decode(_rle_from_dict(seg, h, w)).astype(np.uint8)
-    if isinstance(seg, (list, tuple)):
-        polys = [list(map(float, p)) for p in seg if len(p) >= 6]
-        if not polys:
-            return np.zeros((h, w), np.uint8)
-        rles = cocomask.frPyObjects(polys, h, w)
-        return cocomask.decode(cocomask.merge(rles)).astype(np.uint8)
-    raise ValueError(f'a segmentation must be a list of polygons or an RLE dict, got '
-                     f'{type(seg).__name__}')
+        counts = seg['counts']
+        if isinstance(counts, str):
+            counts = counts.encode('ascii')
+        if isinstance(counts, bytes):
+            rle = dict(size=[h, w], counts=counts)
+        else:  # uncompressed run lengths (checked: integers >= 0 adding up to h * w)
+            rle = cocomask.frPyObjects(
+                dict(size=[h, w], counts=np.asarray(counts, np.int64).tolist()), h, w)
+        return cocomask.decode(rle).astype(np.uint8)
+    polys = [np.asarray(p, np.float64).tolist() for p in seg if len(p) >= 6]
+    if not polys:
+        return np.zeros((h, w), np.uint8)
+    rles = cocomask.frPyObjects(polys, h, w)
+    return cocomask.decode(cocomask.merge(rles)).astype(np.uint8)
 
 
 @TRANSFORMS.register_module()
@@ -73,16 +66,28 @@ class LogoCapGetHeatmapMask(BottomupGetHeatmapMask):
 
     Reads ``invalid_segs`` (one segmentation per ignored instance, O frame) and ``img_shape``;
     writes ``heatmap_mask`` ``(H_F, W_F)`` bool, True where the heatmap loss counts. The warp,
-    flip, resize and 0.5 threshold are MMPose's.
+    flip, resize and 0.5 threshold are MMPose's. Every segmentation is checked before it
+    reaches the COCO mask code (:func:`~.annotation_checks.check_segmentation`); a bad one
+    raises a ``ValueError`` naming the image and the segmentation's index.
     """
 
     def _segs_to_mask(self, segs: list, img_shape: Tuple[int, int]) -> np.ndarray:
         mask = np.zeros((int(img_shape[0]), int(img_shape[1])), np.uint8)
-        for seg in segs:
+        for i, seg in enumerate(segs):
             if seg is None:
                 continue
-            mask |= segmentation_to_mask(seg, img_shape)
+            try:
+                mask |= segmentation_to_mask(seg, img_shape)
+            except ValueError as e:
+                raise ValueError(f'invalid_segs[{i}]: {e}') from e
         return mask
+
+    def transform(self, results: Dict) -> Optional[dict]:
+        try:
+            return super().transform(results)
+        except ValueError as e:
+            raise ValueError(f'{type(self).__name__}: image {results.get("img_id")} '
+                             f'({results.get("img_path")}): {e}') from e
 
 
 def reference_affine_draws(short_side: float, scale_factor: Tuple[float, float],

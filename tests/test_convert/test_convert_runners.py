@@ -1,4 +1,5 @@
 """A converted reference checkpoint runs unchanged through `mim test` and MMPoseInferencer."""
+import glob
 import os
 import os.path as osp
 import re
@@ -15,13 +16,14 @@ COCO = osp.join(ROOT, 'tests', 'data', 'coco')
 
 
 @pytest.fixture(scope='module')
-def converted(fixture_dir, tmp_path_factory):
+def converted(fixture_file, tmp_path_factory):
+    src = fixture_file('ref_model.pth', 'converted-checkpoint runs')
+    yaml_path = fixture_file('ref_config_full.yaml', 'converted-checkpoint runs')
     tmp = tmp_path_factory.mktemp('converted')
     dst = tmp / 'logocap_fixture.pth'
     cfg = tmp / 'logocap_fixture.py'
     r = subprocess.run(
-        [sys.executable, TOOL, osp.join(fixture_dir, 'ref_model.pth'), str(dst),
-         '--ref-config', osp.join(fixture_dir, 'ref_config_full.yaml'),
+        [sys.executable, TOOL, src, str(dst), '--ref-config', yaml_path,
          '--out-config', str(cfg)], capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert r.returncode == 0, r.stdout + r.stderr
     return str(cfg), str(dst), tmp
@@ -54,18 +56,38 @@ def test_mim_test_runs_converted_checkpoint(converted):
     assert 'missing keys in source state_dict' not in p.stdout
 
 
+def _reference_image(fixture_dir):
+    """A per-image file of the folder at the converted config's test size (the yaml's
+    DATASET.INPUT_SIZE) with the reference's final poses, and its image under tests/data."""
+    import yaml
+    from logocap_mm.testing import image_files, npz_keys
+    with open(osp.join(fixture_dir, 'ref_config_full.yaml')) as f:
+        size = int(yaml.safe_load(f)['DATASET']['INPUT_SIZE'])
+    for path, s in image_files(fixture_dir):
+        if s != size or 'final_full' not in npz_keys(path):
+            continue
+        with np.load(path) as z:
+            name = osp.basename(str(z['file_name']))
+        hits = sorted(glob.glob(osp.join(ROOT, 'tests', 'data', '**', name), recursive=True))
+        if hits:
+            return path, hits[0]
+    pytest.skip(f'fixture folder {fixture_dir} has no per-image file at the test size {size} '
+                "with key 'final_full' whose image is under tests/data: inferencer run of "
+                'the converted checkpoint skipped')
+
+
 def test_inferencer_runs_converted_checkpoint(converted, fixture_dir):
     cfg, ckpt, tmp = converted
+    ref_path, img = _reference_image(fixture_dir)
     import logocap_mm  # noqa: F401
     from mmpose.apis import MMPoseInferencer
     inf = MMPoseInferencer(pose2d=cfg, pose2d_weights=ckpt, device='cpu',
                            show_progress=False)
-    img = osp.join(COCO, '000000000785.jpg')
     out = next(inf(img, vis_out_dir=str(tmp / 'vis')))
     preds = out['predictions'][0]
     # the fixture model (random calibrated weights) finds people on this image; the
-    # reference's final 'full' poses at 256 are in the fixture: same count
-    ref = np.load(osp.join(fixture_dir, '000000000785.npz'))
+    # reference's final 'full' poses at the test size are in the fixture: same count
+    ref = np.load(ref_path)
     assert len(preds) == len(ref['final_full'])
     for p in preds:
         assert np.asarray(p['keypoints']).shape == (17, 2)

@@ -1,7 +1,7 @@
 """LogoCapResize: exact parity with the reference's test resize (fixture README §4, spec §2.1)."""
 import glob
+import os
 import os.path as osp
-import re
 
 import numpy as np
 import pytest
@@ -13,35 +13,15 @@ DATA = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'data')  # test
 
 
 def _find_image(file_name):
-    """Look the fixture's ``file_name`` up anywhere under tests/data/."""
+    """Look the fixture's ``file_name`` up anywhere under tests/data/ (skip if absent; a
+    failure under env CI)."""
     hits = sorted(glob.glob(osp.join(DATA, '**', osp.basename(str(file_name))), recursive=True))
     if not hits:
-        pytest.fail(f'image {file_name} of the fixture not found under {DATA}')
+        msg = f'image {file_name} of the fixture not found under {DATA}'
+        if os.environ.get('CI'):
+            pytest.fail(msg)
+        pytest.skip(msg)
     return hits[0]
-
-
-def _fixture_input_size(fixture_dir):
-    """Test short side S of the plain ``<stem>.npz`` files: DATASET.INPUT_SIZE of
-    ``ref_config_full.yaml`` (the merged config the reference ran with)."""
-    import yaml
-    with open(osp.join(fixture_dir, 'ref_config_full.yaml')) as f:
-        return int(yaml.safe_load(f)['DATASET']['INPUT_SIZE'])
-
-
-def _fixture_files(fixture_dir):
-    """[(path, S)] for every per-image inference file; ``s<S>_*.npz`` files carry S in the
-    prefix, the others use the full config's INPUT_SIZE."""
-    s_default = _fixture_input_size(fixture_dir)
-    out = []
-    for p in sorted(glob.glob(osp.join(fixture_dir, '*.npz'))):
-        name = osp.basename(p)
-        if name.startswith('train_forward'):
-            continue
-        m = re.match(r's(\d+)_', name)
-        out.append((p, int(m.group(1)) if m else s_default))
-    if not out:
-        pytest.fail(f'no per-image .npz files in {fixture_dir}')
-    return out
 
 
 def _run(path_img, size, **kw):
@@ -50,38 +30,37 @@ def _run(path_img, size, **kw):
     return LogoCapResize(input_size=size, **kw)(results)
 
 
-def test_fixture_input_exact(fixture_dir):
-    """Warped canvas == input_uint8_hwc (BGR from LoadImage vs stored RGB), canvas sizes of
-    every file, centre/scale/O->I affine equal the reference, and MMPose's I->O mapping
-    (add_pred_to_datasample's formula) equals the reference's affine_I2O."""
-    n_pixels = 0
-    n_files = 0
-    for path, size in _fixture_files(fixture_dir):
-        z = np.load(path)
-        res = _run(_find_image(z['file_name']), size)
-        h_i, w_i = (int(v) for v in z['input_size_hw'])
-        assert res['img'].shape == (h_i, w_i, 3), path
-        assert res['img_shape'] == (h_i, w_i)
-        assert tuple(res['input_size']) == (w_i, h_i)
-        assert tuple(z['orig_size_hw']) == tuple(res['ori_shape'])
-        # centre and 200-px scale of the reference meta
-        np.testing.assert_array_equal(res['input_center'], z['center'])
-        np.testing.assert_allclose(res['input_scale'] / 200.0, z['scale'], rtol=1e-6)
-        np.testing.assert_allclose(res['warp_mat'], z['affine_O2I'], rtol=0, atol=1e-6)
-        if 'input_uint8_hwc' in z.files:
-            ref_rgb = z['input_uint8_hwc']
-            np.testing.assert_array_equal(res['img'][..., ::-1], ref_rgb)
-            n_pixels += ref_rgb.size
-        # I -> O mapping used by BottomupPoseEstimator.add_pred_to_datasample
-        pts = np.array([[0., 0.], [w_i - 1, h_i - 1], [17.25, 203.5], [w_i / 2, h_i / 2]],
-                       dtype=np.float32)
-        mm = pts / np.array(res['input_size']) * res['input_scale'] + res['input_center'] \
-            - 0.5 * res['input_scale']
-        a = z['affine_I2O'].astype(np.float64)
-        ref = pts @ a[:, :2].T + a[:, 2]
-        np.testing.assert_allclose(mm, ref, rtol=0, atol=2e-4)
-        n_files += 1
-    assert n_files >= 1 and n_pixels > 0
+RESIZE_KEYS = ('orig_size_hw', 'center', 'scale', 'affine_O2I', 'affine_I2O')
+
+
+def test_fixture_input_exact(fixture_image, require):
+    """Per fixture image file (test size S = the canvas' short side): canvas size,
+    centre/scale/O->I affine equal the reference's, the warped canvas equals
+    input_uint8_hwc (BGR from LoadImage vs stored RGB) where stored, and MMPose's I->O
+    mapping (add_pred_to_datasample's formula) equals the reference's affine_I2O."""
+    path, size = fixture_image
+    require(path, RESIZE_KEYS, 'resize parity')
+    z = np.load(path)
+    res = _run(_find_image(z['file_name']), size)
+    h_i, w_i = (int(v) for v in z['input_size_hw'])
+    assert res['img'].shape == (h_i, w_i, 3), path
+    assert res['img_shape'] == (h_i, w_i)
+    assert tuple(res['input_size']) == (w_i, h_i)
+    assert tuple(z['orig_size_hw']) == tuple(res['ori_shape'])
+    # centre and 200-px scale of the reference meta
+    np.testing.assert_array_equal(res['input_center'], z['center'])
+    np.testing.assert_allclose(res['input_scale'] / 200.0, z['scale'], rtol=1e-6)
+    np.testing.assert_allclose(res['warp_mat'], z['affine_O2I'], rtol=0, atol=1e-6)
+    if 'input_uint8_hwc' in z.files:
+        np.testing.assert_array_equal(res['img'][..., ::-1], z['input_uint8_hwc'])
+    # I -> O mapping used by BottomupPoseEstimator.add_pred_to_datasample
+    pts = np.array([[0., 0.], [w_i - 1, h_i - 1], [17.25, 203.5], [w_i / 2, h_i / 2]],
+                   dtype=np.float32)
+    mm = pts / np.array(res['input_size']) * res['input_scale'] + res['input_center'] \
+        - 0.5 * res['input_scale']
+    a = z['affine_I2O'].astype(np.float64)
+    ref = pts @ a[:, :2].T + a[:, 2]
+    np.testing.assert_allclose(mm, ref, rtol=0, atol=2e-4)
 
 
 def test_reference_rounding_not_ceil():

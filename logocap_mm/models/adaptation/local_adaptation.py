@@ -15,7 +15,8 @@ from torch import Tensor
 from logocap_mm.models.layers import LogoCapCMP
 from logocap_mm.models.precision import current_plan
 from logocap_mm.models.utils.kem import expansion_rates, local_kem_grid
-from logocap_mm.models.utils.matching import KemMatch, kem_oks, match_kem_targets
+from logocap_mm.models.utils.matching import (MATCH_CHUNK_ELEMENTS, KemMatch,
+                                              match_kem_chunked)
 from logocap_mm.models.utils.sampling import sample_kem_latents
 
 __all__ = ['LogoCapLocalAdaptation', 'LogoCapKemMatcher', 'KemTargets']
@@ -38,22 +39,30 @@ class LogoCapKemMatcher(nn.Module):
 
     Args:
         sigmas: (K,) OKS sigmas. gate: instance gate on the shifted-pose OKS (0.5).
+        max_elements: element budget of the largest matching intermediate; images with many
+            ground-truth people are matched in chunks of people so that memory stays bounded
+            (same result; see :func:`~logocap_mm.models.utils.matching.match_kem_chunked`).
     """
 
-    def __init__(self, sigmas: Sequence[float], gate: float = 0.5):
+    def __init__(self, sigmas: Sequence[float], gate: float = 0.5,
+                 max_elements: int = MATCH_CHUNK_ELEMENTS):
         super().__init__()
         if not (0. <= gate <= 1.):
             raise ValueError(f'oks_gate must be in [0, 1], got {gate!r}')
+        if isinstance(max_elements, bool) or int(max_elements) != max_elements or \
+                max_elements < 1:
+            raise ValueError(f'max_elements must be a positive int, got {max_elements!r}')
         self.sigmas = [float(s) for s in sigmas]
         self.gate = float(gate)
+        self.max_elements = int(max_elements)
 
     def forward(self, poses: Tensor, kem: Tensor, gt_kpts: Tensor, gt_vis: Tensor,
                 gt_area: Tensor) -> KemTargets:
         """(B, T, K, 2) P0, (B, T, s, s, K, 2) KEMs, GT (B, G, K, 2) / (B, G, K) / (B, G) in I
         -> :class:`KemTargets`."""
         sig = torch.tensor(self.sigmas, device=kem.device, dtype=kem.dtype)
-        oks = kem_oks(kem, gt_kpts, gt_vis, gt_area, sig)
-        return KemTargets(poses, kem, match_kem_targets(oks, gt_vis, gate=self.gate))
+        return KemTargets(poses, kem, match_kem_chunked(kem, gt_kpts, gt_vis, gt_area, sig,
+                                                        self.gate, self.max_elements))
 
 
 @MODELS.register_module()

@@ -1,7 +1,4 @@
 """Attentive Norm (spec §1.4) and the CMP module (§1.3): formula, init, registry, parity."""
-import glob
-import os.path as osp
-
 import numpy as np
 import pytest
 import torch
@@ -86,9 +83,9 @@ def test_cmp_structure_and_size():
         LogoCapCMP(use_attn_norm=(True, ))
 
 
-def load_ref_cmp(fixture_dir):
-    sd = torch.load(osp.join(fixture_dir, 'ref_model.pth'), map_location='cpu',
-                    weights_only=True)
+def load_ref_cmp(path):
+    """The reference's CMP (``joints_mlp.*`` of the state dict at ``path``) as LogoCapCMP."""
+    sd = torch.load(path, map_location='cpu', weights_only=True)
     mapped = {}
     for k, v in sd.items():
         if not k.startswith('joints_mlp.'):
@@ -102,22 +99,27 @@ def load_ref_cmp(fixture_dir):
     return cmp_.eval()
 
 
-def test_cmp_parity_with_reference(fixture_dir):
-    cmp_ = load_ref_cmp(fixture_dir)
+@pytest.fixture(scope='module')
+def ref_cmp(fixture_file):
+    return load_ref_cmp(fixture_file('ref_model.pth', 'CMP parity'))
+
+
+def test_cmp_parity_with_reference(fixture_image, ref_cmp, require):
+    """Every per-image file with the reference's embedding: our CMP on latents sampled at its
+    KEMs equals its raw KAMs (and, where stored, on its own latent of instance 0)."""
+    path, _ = fixture_image
+    require(path, ('P0', 'embedding', 'kam_raw'), 'CMP parity')
     r = expansion_rates(COCO_SIGMAS)
-    files = sorted(glob.glob(osp.join(fixture_dir, '0*.npz')))
-    assert files
-    for f in files:
-        z = np.load(f)
-        P0 = torch.from_numpy(z['P0'])
-        lat = sample_kem_latents(torch.from_numpy(z['embedding'])[None],
-                                 local_kem_grid(P0[None], r))[0]
+    z = np.load(path)
+    P0 = torch.from_numpy(z['P0'])
+    lat = sample_kem_latents(torch.from_numpy(z['embedding'])[None],
+                             local_kem_grid(P0[None], r))[0]
+    with torch.no_grad():
+        kam = ref_cmp(lat)
+    ref = torch.from_numpy(z['kam_raw'])
+    assert kam.shape == ref.shape
+    assert (kam - ref).abs().max().item() < 1e-4, path
+    if 'local_latent' in z.files:  # stored for instance 0 only
         with torch.no_grad():
-            kam = cmp_(lat)
-        ref = torch.from_numpy(z['kam_raw'])
-        assert kam.shape == ref.shape
-        assert (kam - ref).abs().max().item() < 1e-4, f
-        # and from the stored latent of instance 0 directly
-        with torch.no_grad():
-            k0 = cmp_(torch.from_numpy(z['local_latent']))
+            k0 = ref_cmp(torch.from_numpy(z['local_latent']))
         assert (k0 - ref[:1]).abs().max().item() < 1e-4

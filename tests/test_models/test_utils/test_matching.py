@@ -8,6 +8,7 @@ import torch
 
 from logocap_mm.models.utils.kem import expansion_rates, local_kem_grid
 from logocap_mm.models.utils.matching import kem_oks, match_kem_targets
+from logocap_mm.testing import TRAIN_FILES, npz_keys
 
 COCO_SIGMAS = torch.tensor([.026, .025, .025, .035, .035, .079, .079, .072, .072, .062, .062,
                             .107, .107, .087, .087, .089, .089])
@@ -67,50 +68,74 @@ def test_match_known_answer():
         match_kem_targets(S, vis[:, :1])
 
 
-def test_training_parity(fixture_dir):
-    """OKS in I (area_I = area_O * |det|) reproduces the reference's OKS computed in O."""
+TRAIN_KEYS = ('P0_top30', 'affine_O2I', 'hflip')
+TRAIN_IMAGE_KEYS = ('gt_kpts_O_{}', 'gt_areas_O_{}', 'oks_parts_{}', 'oks_person_{}',
+                    'inst_keep_{}')
+
+
+def _train_file(fixture_file, require, name, stage, extra=()):
+    """The training-forward file ``name`` (skipped naming it, or its missing keys) and the
+    side of its square training canvas (I px)."""
+    path = fixture_file(name, stage)
+    require(path, TRAIN_KEYS, stage)
+    z = dict(np.load(path))
+    require(path, [k.format(b) for b in range(len(z['hflip'])) for k in TRAIN_IMAGE_KEYS] +
+            list(extra), stage)
+    # the canvas side: from the input stored in this file or in train_forward.npz (the
+    # injected file does not repeat the input)
+    for src in (path, osp.join(osp.dirname(path), 'train_forward.npz')):
+        if osp.isfile(src) and 'input_uint8_hwc' in npz_keys(src):
+            with np.load(src) as zi:
+                return z, int(zi['input_uint8_hwc'].shape[2])
+    pytest.skip(f'{name} (and train_forward.npz) has no key \'input_uint8_hwc\' (training '
+                f'canvas size): {stage} skipped')
+
+
+def _gt_in_I(z, b, width):
+    """GT keypoints (G, K, 2) and areas (G,) of image b in I, float64; visibility (G, K)."""
+    T = torch.from_numpy(z['affine_O2I'][b]).double()
+    gt = torch.from_numpy(z['gt_kpts_O_%d' % b]).double()
+    xy = gt[..., :2] @ T[:2, :2].T + T[:2, 2]
+    if z['hflip'][b]:
+        xy[..., 0] = width - 1 - xy[..., 0]
+    area_I = torch.from_numpy(z['gt_areas_O_%d' % b]).double() * torch.det(T[:2, :2]).abs()
+    return xy, area_I, (gt[..., 2] > 0).float()
+
+
+@pytest.mark.parametrize('name', TRAIN_FILES)
+def test_training_parity(name, fixture_file, require):
+    """OKS in I (area_I = area_O * |det|) reproduces the reference's OKS computed in O, and
+    the kept instances, in batch order, are the reference's KAM targets."""
+    stage = 'training OKS parity'
+    z, width = _train_file(fixture_file, require, name, stage, extra=('oks_joints_target', ))
     r = expansion_rates(COCO_SIGMAS)
-    for name in ('train_forward_injected.npz', 'train_forward.npz'):
-        z = np.load(osp.join(fixture_dir, name))
-        P0 = torch.from_numpy(z['P0_top30'])                            # (2, 30, 17, 2) in I
-        kem = local_kem_grid(P0, r)
-        for b in range(2):
-            T = torch.from_numpy(z['affine_O2I'][b]).double()
-            gt = torch.from_numpy(z['gt_kpts_O_%d' % b]).double()
-            xy = gt[..., :2] @ T[:2, :2].T + T[:2, 2]
-            if z['hflip'][b]:
-                xy[..., 0] = 256 - 1 - xy[..., 0]
-            area_I = torch.from_numpy(z['gt_areas_O_%d' % b]).double() * torch.det(T[:2, :2]).abs()
-            vis = (gt[..., 2] > 0).float()
-            S = kem_oks(kem[b:b + 1].double(), xy[None], vis[None], area_I[None], COCO_SIGMAS)
-            out = match_kem_targets(S.float(), vis[None])
-            parts = torch.from_numpy(z['oks_parts_%d' % b])           # (30, 11, 11, 17)
-            mine = out.oks_joints[0].permute(0, 2, 3, 1)
-            assert (mine - parts).abs().max().item() < 1e-4, (name, b)
-            person = torch.from_numpy(z['oks_person_%d' % b])
-            assert (out.oks_person[0] - person).abs().max().item() < 1e-4
-            assert torch.equal(out.keep[0], torch.from_numpy(z['inst_keep_%d' % b]))
-    # the kept instances, in batch order, are the reference's KAM targets
-    z = np.load(osp.join(fixture_dir, 'train_forward_injected.npz'))
-    keep = np.concatenate([z['inst_keep_0'], z['inst_keep_1']])
-    parts = np.concatenate([z['oks_parts_0'], z['oks_parts_1']])[keep]
+    kem = local_kem_grid(torch.from_numpy(z['P0_top30']), r)             # (B, 30, s, s, K, 2)
+    for b in range(len(z['hflip'])):
+        xy, area_I, vis = _gt_in_I(z, b, width)
+        S = kem_oks(kem[b:b + 1].double(), xy[None], vis[None], area_I[None], COCO_SIGMAS)
+        out = match_kem_targets(S.float(), vis[None])
+        parts = torch.from_numpy(z['oks_parts_%d' % b])           # (30, 11, 11, 17)
+        mine = out.oks_joints[0].permute(0, 2, 3, 1)
+        assert (mine - parts).abs().max().item() < 1e-4, (name, b)
+        person = torch.from_numpy(z['oks_person_%d' % b])
+        assert (out.oks_person[0] - person).abs().max().item() < 1e-4
+        assert torch.equal(out.keep[0], torch.from_numpy(z['inst_keep_%d' % b]))
+    keep = np.concatenate([z['inst_keep_%d' % b] for b in range(len(z['hflip']))])
+    parts = np.concatenate([z['oks_parts_%d' % b] for b in range(len(z['hflip']))])[keep]
     assert np.abs(parts.transpose(0, 3, 1, 2) - z['oks_joints_target']).max() < 1e-6
 
 
-def test_weights_reproduce_reference_oks_loss(fixture_dir):
+def test_weights_reproduce_reference_oks_loss(fixture_file, require):
     """Spec §5.5 with our weights and the stored KAMs gives the reference's loss_oks."""
+    stage = 'OKS loss parity'
+    z, width = _train_file(fixture_file, require, 'train_forward_injected.npz', stage,
+                           extra=('kam_raw', 'loss_oks'))
+    factor = float(z['loss_factors'][2]) if 'loss_factors' in z else 0.01  # OKS factor
     r = expansion_rates(COCO_SIGMAS)
-    z = np.load(osp.join(fixture_dir, 'train_forward_injected.npz'))
     kem = local_kem_grid(torch.from_numpy(z['P0_top30']), r)
     w_all, t_all, passed = [], [], []
-    for b in range(2):
-        T = torch.from_numpy(z['affine_O2I'][b]).double()
-        gt = torch.from_numpy(z['gt_kpts_O_%d' % b]).double()
-        xy = gt[..., :2] @ T[:2, :2].T + T[:2, 2]
-        if z['hflip'][b]:
-            xy[..., 0] = 255 - xy[..., 0]
-        area_I = torch.from_numpy(z['gt_areas_O_%d' % b]).double() * torch.det(T[:2, :2]).abs()
-        vis = (gt[..., 2] > 0).float()
+    for b in range(len(z['hflip'])):
+        xy, area_I, vis = _gt_in_I(z, b, width)
         out = match_kem_targets(kem_oks(kem[b:b + 1].double(), xy[None], vis[None],
                                         area_I[None], COCO_SIGMAS).float(), vis[None])
         keep = out.keep[0]
@@ -120,5 +145,5 @@ def test_weights_reproduce_reference_oks_loss(fixture_dir):
     w, tgt, passed = torch.cat(w_all), torch.cat(t_all), torch.cat(passed)
     kam = torch.from_numpy(z['kam_raw'])
     per = (w[..., None, None] * (kam - tgt) ** 2).mean((1, 2, 3))
-    loss = 0.01 * per.sum() / max(1, int(passed.sum()))
+    loss = factor * per.sum() / max(1, int(passed.sum()))
     assert loss.item() == pytest.approx(float(z['loss_oks']), rel=1e-3)
