@@ -24,7 +24,7 @@ from logocap_mm.models.precision import current_plan, prepare_module
 from .head_flip import FLIP_MODES, flip_merge, shift_aligned  # noqa: F401
 from .head_loss import HeadLossMixin
 from .meta_checks import check_flip_indices, config_flip_indices
-from .test_time_options import TEST_CFG_KEYS, resolve_adaptation  # noqa: F401
+from .inference_options import TEST_CFG_KEYS, resolve_adaptation  # noqa: F401
 
 COCO_SIGMAS = [.026, .025, .025, .035, .035, .079, .079, .072, .072, .062, .062, .107,
                .107, .087, .087, .089, .089]
@@ -304,7 +304,7 @@ class LogoCapHead(HeadLossMixin, BaseHead):
         self.__dict__['_test_cfg'] = cfg or {}
 
     def resolve_test_cfg(self, test_cfg: dict) -> str:
-        """The adaptation level ``model.test_cfg`` selects (see :mod:`.test_time_options`)."""
+        """The adaptation level ``model.test_cfg`` selects (see :mod:`.inference_options`)."""
         return resolve_adaptation(test_cfg, self.pose_decoder.adaptation,
                                   self._decoder_adaptation)
 

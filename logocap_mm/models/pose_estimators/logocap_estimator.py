@@ -11,8 +11,8 @@ from logocap_mm.models.heads.logocap_decoder import ADAPTATION_LEVELS
 from logocap_mm.models.heads.head_flip import FLIP_MODES
 from logocap_mm.models.fusion import FeatureNet, FoldedCopy
 from logocap_mm.models.heads.meta_checks import check_dataset_meta
-from logocap_mm.models.heads.test_time_options import (check_normalisation,
-                                                       check_single_scale)
+from logocap_mm.models.heads.inference_options import (check_normalisation,
+                                                      check_single_scale)
 from logocap_mm.models.precision import (check_network_options, current_plan,
                                          prepare_module, resolve_plan, set_layout,
                                          training_channels_last, use_plan)
