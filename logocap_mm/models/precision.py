@@ -26,8 +26,9 @@ Two ``model.test_cfg`` options select it:
   whenever that check passes and otherwise runs the model as written, silently; ``True``
   does the same but warns when the check refuses the copy; ``False`` never folds. Folding
   keeps the poses (keypoints within 1e-2 px of the unfolded model on the tested images) and
-  removes one memory-bound pass per convolution (W32, 512, flip, end to end on a 2-core CPU:
-  0.60x of contiguous with folding, 0.75x without, in the same run).
+  removes one memory-bound pass per convolution (W32, 512, flip, one image, on a quiet
+  2-core AMD EPYC: 0.60x of the contiguous unfolded time with folding, 0.75x without, in
+  the same benchmark run).
 
 The estimator resolves one :class:`NetworkPlan` per ``predict`` call (from ``test_cfg`` and
 the input's device) and makes it current with :func:`use_plan`; the parts that run network
