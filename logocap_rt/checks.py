@@ -13,10 +13,10 @@ an HRNet-W32's activations at that size take tens of GB, so larger values are re
 instead of attempting the allocation. The shipped configs use 512 / 640 and 4096.
 """
 import math
-from typing import Any, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, NamedTuple, Optional, Tuple
 
 __all__ = ['Rule', 'RULES', 'MAX_CANVAS_SIDE', 'ADAPTATION_LEVELS', 'ROUND_MODES',
-           'check_value', 'check_values', 'check_canvas', 'pixel_range_error', 'PIXEL_RANGE']
+           'check_value', 'check_canvas', 'pixel_range_error', 'PIXEL_RANGE']
 
 MAX_CANVAS_SIDE = 8192
 ADAPTATION_LEVELS = ('full', 'partial', 'none')
@@ -189,8 +189,3 @@ def pixel_range_error(name: str, low: float, high: float) -> Optional[str]:
             f'[{lo:g}, {hi:g}]; float images must hold 8-bit intensities (0..255, or 0..1 '
             'which is scaled by 255): rescale or clip it (e.g. np.clip(img, 0, 255))')
 
-
-def check_values(settings: dict, names: Sequence[str], prefix: str = '') -> dict:
-    """``{name: check_value(name, settings[name], prefix + name)}`` for the given names
-    present in ``settings``."""
-    return {n: check_value(n, settings[n], prefix + n) for n in names if n in settings}
