@@ -17,12 +17,11 @@ from typing import Callable, Dict, Optional, Sequence, Tuple, Union
 import cv2
 import numpy as np
 
+from .checks import ROUND_MODES
 from .pixels import to_network_dtype
 
 __all__ = ['reference_resize_params', 'fit_long_side_params', 'reference_warp_matrix',
            'to_three_channels', 'resize_to_canvas', 'canvas_to_original', 'ROUND_MODES']
-
-ROUND_MODES = ('reference', 'ceil')
 
 
 def _round_to_factor(x: float, factor: int, round_mode: str) -> int:

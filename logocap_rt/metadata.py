@@ -9,6 +9,8 @@ people cap). numpy-free and torch-free.
 import json
 from typing import Dict, Mapping
 
+from .checks import RULES, check_canvas, check_value
+
 __all__ = ['PREFIX', 'FORMAT', 'REQUIRED', 'INPUT_NAME', 'OUTPUT_NAMES', 'encode',
            'decode', 'check']
 
@@ -74,13 +76,22 @@ def decode(props: Mapping[str, str], source: str) -> Dict:
 
 
 def check(meta: Dict, source: str) -> None:
-    """Refuse missing keys (all named), wrong types and inconsistent sizes."""
+    """Refuse missing keys (all named), wrong types, bad values and inconsistent sizes.
+
+    The settings shared with the PyTorch side (canvas geometry, normalisation, decoder
+    and NMS settings) are checked with the same rules (:mod:`logocap_rt.checks`): e.g.
+    ``std`` must be > 0, ``max_people`` >= 1, ``nms_dist_ratio`` finite and >= 0,
+    ``input_size`` / ``max_long_side`` at most 8192.
+    """
     missing = [k for k in REQUIRED if k not in meta]
     if missing:
         raise ValueError(f'{source}: logocap_mm metadata lacks {", ".join(missing)}; '
                          're-export the model with tools/deploy/export_onnx.py')
     for k, (typ, what) in REQUIRED.items():
         v = meta[k]
+        if k in RULES:
+            meta[k] = check_value(k, v, f'{source}: metadata {PREFIX}{k} ({what})')
+            continue
         ok = isinstance(v, (int, float)) and not isinstance(v, bool) if typ is float \
             else isinstance(v, typ) and (typ is bool or not isinstance(v, bool))
         if not ok:
@@ -93,8 +104,5 @@ def check(meta: Dict, source: str) -> None:
     if sorted(meta['flip_indices']) != list(range(K)) or len(meta['sigmas']) != K:
         raise ValueError(f'{source}: flip_indices must be a permutation of range({K}) and '
                          f'sigmas must have {K} entries')
-    for k in ('mean', 'std', 'pad_val'):
-        if len(meta[k]) != 3:
-            raise ValueError(f'{source}: metadata {PREFIX}{k} must have 3 entries')
-    if meta['adaptation'] not in ('full', 'partial', 'none'):
-        raise ValueError(f'{source}: unknown adaptation {meta["adaptation"]!r}')
+    check_canvas(meta['input_size'], meta['size_factor'], meta['max_long_side'],
+                 meta['min_side'], f'{source}: metadata {PREFIX}')

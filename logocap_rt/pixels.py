@@ -5,7 +5,10 @@ dtype policy (an image array handed to ``LogoCapResize``, e.g. through the infer
 * ``uint8``: used as is (what ``LoadImage`` gives for files).
 * ``uint16``: scaled to 8 bits (``round(v / 257)``, so 65535 -> 255).
 * ``float32``: pixel values in [0, 255]; an array whose maximum is in (0, 1] is taken as
-  a [0, 1] image and multiplied by 255, with a warning.
+  a [0, 1] image and multiplied by 255, with a warning. Values outside [0, 255] (negative,
+  or above 255, e.g. 1e20 or 3e38) are refused with a ``ValueError`` naming the range: the
+  network was trained on 8-bit intensities and such values give meaningless (or overflowing)
+  maps. The PyTorch pipeline (``LogoCapResize``) and the ONNX runtime both check here.
 * anything else (bool, int8/16/32/64, uint32/64, float16, float64, complex...) is refused
   with a ``ValueError`` naming the dtype: OpenCV, which MMPose's inferencer uses to draw on
   the input array, cannot convert float64 / float16 images, so they must be converted by
@@ -15,6 +18,8 @@ dtype policy (an image array handed to ``LogoCapResize``, e.g. through the infer
 import warnings
 
 import numpy as np
+
+from .checks import pixel_range_error
 
 __all__ = ['to_network_dtype']
 
@@ -26,7 +31,8 @@ def to_network_dtype(img: np.ndarray, name: str) -> np.ndarray:
     the input is never modified).
 
     Raises:
-        ValueError: refused dtype (named) or non-finite pixels.
+        ValueError: refused dtype (named), non-finite pixels or float values outside
+            [0, 255].
     """
     dt = img.dtype
     if dt == np.uint8:
@@ -41,7 +47,10 @@ def to_network_dtype(img: np.ndarray, name: str) -> np.ndarray:
             raise ValueError(
                 f'LogoCapResize: image {name} has non-finite pixels ({n_nan} NaN, {n_inf} '
                 'inf); replace them (e.g. np.nan_to_num) before inference')
-        top = float(img.max()) if img.size else 0.
+        low, top = (float(img.min()), float(img.max())) if img.size else (0., 0.)
+        bad = pixel_range_error(name, low, top)
+        if bad:
+            raise ValueError(f'LogoCapResize: {bad}')
         if 0. < top <= 1.:
             warnings.warn(
                 f'LogoCapResize: float image {name} has values in [0, {top:g}]; taking it '

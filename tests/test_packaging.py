@@ -180,3 +180,12 @@ def test_cpu_only_set_device_noop_only_without_cuda():
         assert 'NOOP True' in r.stdout and 'RET None' in r.stdout
     else:
         assert 'NOOP False' in r.stdout
+
+
+def test_no_product_module_is_named_like_a_test():
+    """pytest would collect (and a reader would skip) a product module named ``test_*``."""
+    import glob
+    found = [p for pkg in ('logocap_mm', 'logocap_rt')
+             for p in glob.glob(os.path.join(ROOT, pkg, '**', '*.py'), recursive=True)
+             if os.path.basename(p).startswith('test_')]
+    assert not found, found

@@ -11,11 +11,16 @@ import torch
 
 from logocap_mm.models.precision import NetworkPlan, resolve_plan
 
+# unfused variants say fuse_conv_bn=False: the default ('auto') folds. On CPU the default
+# test_cfg is 'fp32-channels_last-fused'; on CUDA 'fp32-contiguous' with folding.
 VARIANTS: Dict[str, Dict[str, str]] = {
-    'fp32-contiguous': dict(precision='fp32', memory_format='contiguous'),
-    'fp32-channels_last': dict(precision='fp32', memory_format='channels_last'),
-    'bf16-channels_last': dict(precision='bf16', memory_format='channels_last'),
-    'fp16-channels_last': dict(precision='fp16', memory_format='channels_last'),
+    'fp32-contiguous': dict(precision='fp32', memory_format='contiguous', fuse_conv_bn=False),
+    'fp32-channels_last': dict(precision='fp32', memory_format='channels_last',
+                               fuse_conv_bn=False),
+    'bf16-channels_last': dict(precision='bf16', memory_format='channels_last',
+                               fuse_conv_bn=False),
+    'fp16-channels_last': dict(precision='fp16', memory_format='channels_last',
+                               fuse_conv_bn=False),
     # the same with the backbone's and neck's BatchNorms folded (test_cfg.fuse_conv_bn)
     'fp32-channels_last-fused': dict(precision='fp32', memory_format='channels_last',
                                      fuse_conv_bn=True),

@@ -17,9 +17,9 @@ from mmcv.transforms import BaseTransform
 from mmpose.registry import TRANSFORMS
 
 # the geometry is numpy-only and shared with the torch-free ONNX runtime
-from logocap_rt.geometry import (ROUND_MODES, fit_long_side_params,
-                                        reference_resize_params, reference_warp_matrix,
-                                        resize_to_canvas)
+from logocap_rt.checks import check_canvas, check_value
+from logocap_rt.geometry import (fit_long_side_params, reference_resize_params,
+                                 reference_warp_matrix, resize_to_canvas)
 
 __all__ = ['LogoCapResize', 'reference_resize_params', 'reference_warp_matrix',
            'fit_long_side_params']
@@ -48,7 +48,8 @@ class LogoCapResize(BaseTransform):
         pad_val (int | tuple): border value of the warp. Defaults to 0 (reference).
         aug_scales: only ``None`` (no multi-scale test in the reference).
         use_udp (bool): only ``False``.
-        max_long_side (int): largest canvas side (4096). The canvas keeps the aspect ratio
+        max_long_side (int): largest canvas side (4096; at most 8192, as ``input_size``,
+            which may not exceed it). The canvas keeps the aspect ratio
             with the short side at ``S``; an extreme image whose canvas would exceed it
             (1x300 at S=256 would need 256x76800) is instead scaled so that its LONG side
             fits ``max_long_side`` (the short side is then below ``S``), with one warning
@@ -83,17 +84,16 @@ class LogoCapResize(BaseTransform):
                     'LogoCapResize: input_size must be an int (short side S) or a square '
                     f'(S, S) tuple, got {input_size!r}')
             input_size = input_size[0]
-        if isinstance(input_size, bool) or not isinstance(input_size, (int, np.integer)) \
-                or input_size <= 0:
-            raise ValueError(
-                f'LogoCapResize: input_size must be a positive int, got {input_size!r}')
-        if isinstance(size_factor, bool) or not isinstance(size_factor, (int, np.integer)) \
-                or size_factor <= 0:
-            raise ValueError(
-                f'LogoCapResize: size_factor must be a positive int, got {size_factor!r}')
-        if round_mode not in ROUND_MODES:
-            raise ValueError(f'LogoCapResize: round_mode must be one of {ROUND_MODES}, '
-                             f'got {round_mode!r}')
+        # the value rules of the ONNX runtime's metadata check (logocap_rt.checks)
+        pfx = 'LogoCapResize: '
+        input_size = check_value('input_size', input_size, pfx + 'input_size')
+        size_factor = check_value('size_factor', size_factor, pfx + 'size_factor')
+        round_mode = check_value('round_mode', round_mode, pfx + 'round_mode')
+        max_long_side = check_value('max_long_side', max_long_side, pfx + 'max_long_side')
+        min_side = check_value('min_side', min_side, pfx + 'min_side')
+        check_value('pad_val', list(pad_val) if isinstance(pad_val, (tuple, list))
+                    else [pad_val] * 3, pfx + 'pad_val')
+        check_canvas(input_size, size_factor, max_long_side, min_side, pfx)
         if resize_mode != 'expand':
             raise ValueError("LogoCapResize: resize_mode must be 'expand' (short side to "
                              f'input_size), got {resize_mode!r}')
@@ -103,16 +103,6 @@ class LogoCapResize(BaseTransform):
         if use_udp:
             raise ValueError('LogoCapResize: use_udp must be False (the reference warp is '
                              'not UDP)')
-        if isinstance(max_long_side, bool) or not isinstance(max_long_side, (int, np.integer)) \
-                or max_long_side <= 0:
-            raise ValueError('LogoCapResize: max_long_side must be a positive int, got '
-                             f'{max_long_side!r}')
-        if isinstance(min_side, bool) or not isinstance(min_side, (int, np.integer)) \
-                or min_side <= 0:
-            raise ValueError(f'LogoCapResize: min_side must be a positive int, got {min_side!r}')
-        if max_long_side < size_factor or max_long_side < min_side:
-            raise ValueError(f'LogoCapResize: max_long_side ({max_long_side}) must be >= '
-                             f'size_factor ({size_factor}) and min_side ({min_side})')
         self.max_long_side = int(max_long_side)
         self.min_side = int(min_side)
         self._warned_fit = False

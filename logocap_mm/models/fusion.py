@@ -1,8 +1,8 @@
 """Inference copies of the backbone and neck with each BatchNorm folded into its convolution.
 
-``model.test_cfg.fuse_conv_bn=True`` (opt-in) runs ``predict``'s backbone and neck through
-such a copy: in eval mode a BatchNorm after a convolution is an affine map per channel, so
-``bn(conv(x)) == conv'(x)`` with ``w' = w * g / sqrt(var + eps)`` and
+``model.test_cfg.fuse_conv_bn`` (``'auto'`` by default, or ``True``) runs ``predict``'s
+backbone and neck through such a copy: in eval mode a BatchNorm after a convolution is an
+affine map per channel, so ``bn(conv(x)) == conv'(x)`` with ``w' = w * g / sqrt(var + eps)`` and
 ``b' = (b - mean) * g / sqrt(var + eps) + beta``. That removes one memory-bound pass per
 convolution (about 13% of the W32 backbone's time in channels_last on a 2-core CPU) and
 changes the maps by rounding only (~1e-6 relative).
@@ -14,8 +14,9 @@ device, e.g. after ``model.to(device)``). Folding pairs a
 convolution with the BatchNorm registered right after it among its siblings, which is how
 MMPose backbones (ResNet, HRNet, ConvModule) are written; as a module could register them in
 an order other than the one its ``forward`` applies them, every rebuilt copy is checked once
-against the source on the call's input and dropped, with a warning, if their outputs differ
-by more than rounding.
+against the source on the call's input and dropped if their outputs differ by more than
+rounding (with a warning when folding was asked for with ``True``; ``'auto'`` falls back
+silently).
 """
 import copy
 import warnings
@@ -23,6 +24,7 @@ from typing import Optional
 
 import torch
 from torch import Tensor, nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 __all__ = ['FeatureNet', 'FoldedCopy', 'fold_conv_bn', 'state_key']
 
@@ -31,25 +33,13 @@ FOLD_TOLERANCE = 1e-3
 _FOLDABLE_BN = (nn.BatchNorm2d, nn.SyncBatchNorm)
 
 
-def _fold_pair(conv: nn.Conv2d, bn: nn.Module) -> bool:
-    """Fold ``bn`` (eval statistics) into ``conv`` in place; False if they do not match."""
+def _fold_pair(conv: nn.Conv2d, bn: nn.Module) -> Optional[nn.Conv2d]:
+    """``conv`` with ``bn`` (eval statistics) folded in, by PyTorch's
+    ``torch.nn.utils.fusion.fuse_conv_bn_eval`` (a new module; None if they do not match)."""
     if bn.running_mean is None or bn.running_var is None or \
             bn.num_features != conv.out_channels:
-        return False
-    with torch.no_grad():
-        scale = torch.rsqrt(bn.running_var.double() + bn.eps)
-        if bn.weight is not None:
-            scale = scale * bn.weight.double()
-        shift = -bn.running_mean.double() * scale
-        if bn.bias is not None:
-            shift = shift + bn.bias.double()
-        w = conv.weight
-        new_w = (w.double() * scale.reshape(-1, *([1] * (w.dim() - 1)))).to(w.dtype)
-        bias = conv.bias.double() * scale if conv.bias is not None else 0.
-        new_b = (bias + shift).to(w.dtype)
-        conv.weight = nn.Parameter(new_w.contiguous(), requires_grad=False)
-        conv.bias = nn.Parameter(new_b, requires_grad=False)
-    return True
+        return None
+    return fuse_conv_bn_eval(conv.eval(), bn.eval())
 
 
 def fold_conv_bn(module: nn.Module) -> int:
@@ -57,13 +47,22 @@ def fold_conv_bn(module: nn.Module) -> int:
     subclasses such as attentive normalisation are left alone) registered right after a
     ``Conv2d`` sibling into it, and replace the BatchNorm by ``nn.Identity``.
 
+    The walk is mmcv's ``fuse_conv_bn``'s, with two differences that keep it correct on
+    LOGO-CAP models: BatchNorm subclasses are not folded (mmcv's ``isinstance`` test would
+    fold attentive normalisation as a plain BatchNorm) and BatchNorms without affine
+    parameters are folded (mmcv's arithmetic needs ``bn.weight``); the arithmetic itself is
+    PyTorch's (:func:`_fold_pair`).
+
     Returns:
         int: the number of folded pairs.
     """
     count, last = 0, None
     for name, child in list(module.named_children()):
-        if type(child) in _FOLDABLE_BN and last is not None and \
-                _fold_pair(module._modules[last], child):
+        fused = _fold_pair(module._modules[last], child) \
+            if type(child) in _FOLDABLE_BN and last is not None else None
+        if fused is not None:
+            fused.requires_grad_(False)
+            module._modules[last] = fused
             module._modules[name] = nn.Identity()
             count, last = count + 1, None
         elif type(child) is nn.Conv2d:
@@ -109,13 +108,15 @@ class FoldedCopy:
         self.key: Optional[tuple] = None
         self.compiled = None
 
-    def get(self, module: nn.Module, probe: Tensor) -> Optional[nn.Module]:
+    def get(self, module: nn.Module, probe: Tensor, warn: bool = True
+            ) -> Optional[nn.Module]:
         """The up-to-date folded copy of ``module`` in eval mode (None while it trains, or
         if it has nothing to fold or folding was refused).
 
         Args:
             probe (Tensor): an input of ``module``; a corner of at most 128x128 px of its
                 first image checks a rebuilt copy against the source, in fp32.
+            warn (bool): warn when the check refuses the copy.
         """
         if module.training:
             return None
@@ -125,13 +126,14 @@ class FoldedCopy:
             folded = copy.deepcopy(module)
             folded.eval()  # (MMPose backbones' train() returns None: no chaining)
             folded.requires_grad_(False)
-            if fold_conv_bn(folded) and self._agrees(module, folded, probe):
+            if fold_conv_bn(folded) and self._agrees(module, folded, probe, warn):
                 # contiguous, as the precision plan's layout bookkeeping expects
                 self.copy = folded.to(memory_format=torch.contiguous_format)
                 folded.__dict__['_logocap_channels_last'] = False
         return self.copy
 
-    def _agrees(self, module: nn.Module, folded: nn.Module, probe: Tensor) -> bool:
+    def _agrees(self, module: nn.Module, folded: nn.Module, probe: Tensor,
+                warn: bool = True) -> bool:
         w = next(module.parameters(), None)
         x = probe[:1, :, :128, :128].to(w.dtype if w is not None and w.is_floating_point()
                                         else torch.float32)
@@ -141,9 +143,11 @@ class FoldedCopy:
         diff = max((s - t).abs().max().item() for s, t in zip(a, b)) / scale
         if len(a) == len(b) and diff <= FOLD_TOLERANCE:
             return True
-        warnings.warn(f'test_cfg.fuse_conv_bn: folding the BatchNorms of {self.name} changed '
-                      f'its output by {diff:.3g} of its maximum (a BatchNorm registered after '
-                      f'a convolution whose output it does not take?); running it unfolded')
+        if warn:
+            warnings.warn(
+                f'test_cfg.fuse_conv_bn: folding the BatchNorms of {self.name} changed '
+                f'its output by {diff:.3g} of its maximum (a BatchNorm registered after a '
+                f'convolution whose output it does not take?); running it unfolded')
         return False
 
 

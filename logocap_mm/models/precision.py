@@ -19,10 +19,16 @@ Two ``model.test_cfg`` options select it:
 * ``compile``: ``False`` (default) or ``True``: the backbone and neck run through
   ``torch.compile`` (inductor), compiled at the first ``predict`` and again for each new input
   shape, layout or precision (minutes on a small CPU); opt-in.
-* ``fuse_conv_bn``: ``False`` (default) or ``True``: the backbone and neck run as a copy with
-  each BatchNorm folded into the convolution before it (:mod:`logocap_mm.models.fusion`:
-  rounding-level changes, checked against the source once per rebuild; one more copy of
-  their weights in memory); opt-in.
+* ``fuse_conv_bn``: ``'auto'`` (default), ``True`` or ``False``: the backbone and neck run
+  as a copy with each BatchNorm folded into the convolution before it
+  (:mod:`logocap_mm.models.fusion`: rounding-level changes, checked against the source once
+  per rebuild; one more copy of their weights in memory). ``'auto'`` folds on every device
+  whenever that check passes and otherwise runs the model as written, silently; ``True``
+  does the same but warns when the check refuses the copy; ``False`` never folds. Folding
+  keeps the poses (keypoints within 1e-2 px of the unfolded model on the tested images) and
+  removes one memory-bound pass per convolution (W32, 512, flip, one image, on a quiet
+  2-core AMD EPYC: 0.60x of the contiguous unfolded time with folding, 0.75x without, in
+  the same benchmark run).
 
 The estimator resolves one :class:`NetworkPlan` per ``predict`` call (from ``test_cfg`` and
 the input's device) and makes it current with :func:`use_plan`; the parts that run network
@@ -32,13 +38,14 @@ calls) everything runs as written: fp32 autocast state of the caller, layout of 
 import contextlib
 import contextvars
 import warnings
-from typing import NamedTuple, Optional
+from typing import NamedTuple, Optional, Union
 
 import torch
 from torch import Tensor, nn
 
 PRECISIONS = ('fp32', 'bf16', 'fp16')
 MEMORY_FORMATS = ('auto', 'channels_last', 'contiguous')
+FUSE_CONV_BN = ('auto', True, False)
 DTYPES = dict(fp32=None, bf16=torch.bfloat16, fp16=torch.float16)
 # devices on which 'auto' picks channels_last (measured faster; see the module docstring)
 AUTO_CHANNELS_LAST = ('cpu',)
@@ -53,10 +60,12 @@ def check_network_options(test_cfg: dict) -> None:
     prec = test_cfg.get('precision', 'fp32')
     if prec not in PRECISIONS:
         raise ValueError(f'test_cfg.precision must be one of {PRECISIONS}, got {prec!r}')
-    for key in ('compile', 'fuse_conv_bn'):
-        if not isinstance(test_cfg.get(key, False), bool):
-            raise ValueError(f'test_cfg.{key} must be True or False, got '
-                             f'{test_cfg.get(key)!r}')
+    if not isinstance(test_cfg.get('compile', False), bool):
+        raise ValueError(f"test_cfg.compile must be True or False, got "
+                         f"{test_cfg.get('compile')!r}")
+    fuse = test_cfg.get('fuse_conv_bn', 'auto')
+    if not (fuse == 'auto' or isinstance(fuse, bool)):
+        raise ValueError(f'test_cfg.fuse_conv_bn must be one of {FUSE_CONV_BN}, got {fuse!r}')
 
 
 def _check_device_precision(device: torch.device, precision: str) -> None:
@@ -119,13 +128,15 @@ class NetworkPlan(NamedTuple):
         channels_last (bool | None): modules and 4-D inputs in ``torch.channels_last``
             (True) or contiguous (False); None leaves both as they are.
         compile (bool): run the backbone and neck through ``torch.compile``.
-        fuse_conv_bn (bool): run the backbone and neck with BatchNorms folded.
+        fuse_conv_bn (bool | str): run the backbone and neck with BatchNorms folded:
+            ``True`` (warn if the self-check refuses the folded copy), ``'auto'`` (fall back
+            silently) or ``False``.
     """
     device_type: str = 'cpu'
     dtype: Optional[torch.dtype] = None
     channels_last: Optional[bool] = None
     compile: bool = False
-    fuse_conv_bn: bool = False
+    fuse_conv_bn: Union[bool, str] = False
 
     @property
     def identity(self) -> bool:
@@ -190,7 +201,7 @@ def resolve_plan(test_cfg: dict, device: torch.device) -> NetworkPlan:
         channels_last = fmt == 'channels_last'
     return NetworkPlan(device.type, DTYPES[precision], channels_last,
                        bool(test_cfg.get('compile', False)),
-                       bool(test_cfg.get('fuse_conv_bn', False)))
+                       test_cfg.get('fuse_conv_bn', 'auto'))
 
 
 def prepare_module(module: nn.Module, channels_last: Optional[bool]) -> nn.Module:

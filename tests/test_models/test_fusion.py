@@ -8,6 +8,8 @@
 * A module whose BatchNorm is registered after a convolution whose output it does not take:
   the self-check refuses the copy with a warning (no silent wrong result).
 * The copy follows in-place parameter updates and is not used in training mode.
+* The arithmetic is PyTorch's ``fuse_conv_bn_eval`` (bit for bit); ``'auto'`` (the default
+  of ``test_cfg.fuse_conv_bn``) falls back silently where ``True`` warns.
 """
 import pytest
 import torch
@@ -124,3 +126,23 @@ def test_copy_follows_parameter_updates_and_training_mode():
     assert third is not second and third.backbone[0].weight.dtype == torch.float64
     src.train()
     assert holder.get(FeatureNet(src), x) is None
+
+
+def test_folding_is_pytorchs_fuse_conv_bn_eval():
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+    torch.manual_seed(0)
+    net = _randomise_bn(nn.Sequential(nn.Conv2d(3, 8, 3, bias=True), nn.BatchNorm2d(8),
+                                      nn.Conv2d(8, 16, 3, bias=False), nn.BatchNorm2d(16)))
+    refs = [fuse_conv_bn_eval(net[0], net[1]), fuse_conv_bn_eval(net[2], net[3])]
+    assert fold_conv_bn(net) == 2
+    for i, ref in zip((0, 2), refs):
+        assert torch.equal(net[i].weight, ref.weight) and torch.equal(net[i].bias, ref.bias)
+        assert not net[i].weight.requires_grad
+
+
+def test_auto_falls_back_silently(recwarn):
+    torch.manual_seed(0)
+    src = _randomise_bn(_Misordered())
+    assert FoldedCopy('odd').get(FeatureNet(src), torch.randn(1, 3, 16, 16),
+                                 warn=False) is None
+    assert not [w for w in recwarn if 'fuse_conv_bn' in str(w.message)]

@@ -2,7 +2,7 @@
 
     python tools/device/timing.py --device cuda --out T.json [--config configs/logocap/w32_coco.py]
         [--batch-size 1 8] [--persons 1 30] [--precisions fp32 fp16]
-        [--formats contiguous channels_last channels_last+fused]
+        [--formats contiguous channels_last channels_last+fused default]
 
 The model (random weights, flip test) runs ``model.predict`` on a preprocessed random
 batch; the head's flip-merged maps are replaced by the benchmark's synthetic N-person scene
@@ -78,7 +78,8 @@ def main(argv=None):
                    help='default: fp32 fp16 on CUDA (+ bf16 where supported), fp32 bf16 on CPU')
     p.add_argument('--formats', nargs='+',
                    default=['contiguous', 'channels_last', 'channels_last+fused'],
-                   help="test_cfg.memory_format values; '+fused' adds fuse_conv_bn=True")
+                   help="test_cfg.memory_format values; '+fused' adds fuse_conv_bn=True (else "
+                        "False); 'default' leaves both at their defaults ('auto')")
     p.add_argument('--repeats', type=int, default=5)
     p.add_argument('--warmup', type=int, default=2)
     args = p.parse_args(argv)
@@ -104,8 +105,11 @@ def main(argv=None):
             for prec in precs:
                 for fmt in args.formats:
                     layout, _, fused = fmt.partition('+')
-                    model.test_cfg = dict(model.test_cfg, precision=prec, memory_format=layout,
-                                          fuse_conv_bn=fused == 'fused')
+                    tc = {k: v for k, v in model.test_cfg.items()
+                          if k not in ('memory_format', 'fuse_conv_bn')}
+                    if fmt != 'default':  # 'default': the test_cfg defaults of both
+                        tc.update(memory_format=layout, fuse_conv_bn=fused == 'fused')
+                    model.test_cfg = dict(tc, precision=prec)
                     ts, found = [], None
                     with torch.no_grad(), Injected(head, scene):
                         for i in range(args.warmup + args.repeats):

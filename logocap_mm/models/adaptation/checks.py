@@ -1,20 +1,21 @@
-"""Argument and input checks of the decode pipeline (clear ValueErrors)."""
+"""Argument and input checks of the decode pipeline (clear ValueErrors).
+
+The settings the ONNX runtime also reads (stride, top-k, NMS, people cap, adaptation
+level) follow the one rule set of :mod:`logocap_rt.checks`.
+"""
 import math
 
 import torch
 from torch import Tensor
 
-__all__ = ['ADAPTATION_LEVELS', 'check_adaptation', 'check_finite_outputs', 'finite',
-           'odd_positive']
+from logocap_rt.checks import ADAPTATION_LEVELS, check_value
 
-ADAPTATION_LEVELS = ('full', 'partial', 'none')
+__all__ = ['ADAPTATION_LEVELS', 'check_adaptation', 'check_finite_outputs', 'finite',
+           'odd_positive', 'check_value']
 
 
 def check_adaptation(adaptation):
-    if adaptation not in ADAPTATION_LEVELS:
-        raise ValueError(f'adaptation must be one of {ADAPTATION_LEVELS}, '
-                         f'got {adaptation!r}')
-    return adaptation
+    return check_value('adaptation', adaptation)
 
 
 def odd_positive(name, value):

@@ -24,8 +24,8 @@ from torch import Tensor
 from logocap_mm.codecs.decode_utils import (centre_offset_poses, find_centers,
                                             sample_heatmaps_at_poses, upsample_heatmaps)
 from logocap_mm.models.utils.pose_nms import pose_nms
-from .checks import (ADAPTATION_LEVELS, check_adaptation, check_finite_outputs, finite,
-                     odd_positive)
+from .checks import (ADAPTATION_LEVELS, check_adaptation, check_finite_outputs,
+                     check_value, finite, odd_positive)
 from .slots import autocast_on as _autocast_on
 from .slots import pad_slots as _pad_slots
 from .slots import padded_local as _padded_local
@@ -82,12 +82,11 @@ class LogoCapDecoder(nn.Module):
                  fast: bool = True):
         super().__init__()
         sigmas = [float(s) for s in sigmas]
-        if len(sigmas) == 0 or min(sigmas) <= 0:
-            raise ValueError(f'sigmas must be a non-empty list of positive floats, got {sigmas}')
-        if not isinstance(topk, int) or topk < 1:
-            raise ValueError(f'topk must be a positive int, got {topk!r}')
-        if not isinstance(max_people, int) or max_people < 1:
-            raise ValueError(f'max_people must be a positive int, got {max_people!r}')
+        if not sigmas:
+            raise ValueError('sigmas must be a non-empty list of positive floats, got []')
+        sigmas = check_value('sigmas', sigmas)
+        topk = check_value('topk', topk)
+        max_people = check_value('max_people', max_people)
         odd_positive('kem_size', kem_size)
         odd_positive('window_size', window_size)
         if window_size < kem_size:
@@ -96,12 +95,11 @@ class LogoCapDecoder(nn.Module):
             raise ValueError(f'convex_lambda must be in [0, 1], got {convex_lambda!r}')
         finite('window_sigma', window_sigma, 0, strict=True)
         finite('kem_radius', kem_radius, 0, strict=True)
-        finite('stride', stride, 0, strict=True)
-        finite('center_thr', center_thr)
-        finite('nms_dist_ratio', nms_dist_ratio, 0)
-        if isinstance(nms_num_joints, bool) or not isinstance(nms_num_joints, int) or \
-                nms_num_joints < 0:
-            raise ValueError(f'nms_num_joints must be an int >= 0, got {nms_num_joints!r}')
+        stride = check_value('stride', stride)
+        center_thr = check_value('center_thr', center_thr)
+        nms_dist_ratio = check_value('nms_dist_ratio', nms_dist_ratio)
+        nms_num_joints = check_value('nms_num_joints', nms_num_joints)
+        pose_nms = check_value('pose_nms', pose_nms)
         check_adaptation(adaptation)
         self.sigmas = sigmas
         self.num_keypoints = len(sigmas)

@@ -92,6 +92,11 @@ class HeadLossMixin:
     def loss(self, feats: Tuple[Tensor], batch_data_samples: OptSampleList,
              train_cfg: ConfigType = {}) -> dict:
         """Losses: heatmap, offset, OKS kernel (KAM) and refined heatmap."""
+        gt_hw = batch_data_samples[0].gt_fields.heatmaps.shape[-2:] \
+            if batch_data_samples else None
+        if gt_hw is not None:  # target grid (stride-s F) -> canvas it stands for
+            self.check_stride(self._feature(feats),
+                              [(int(gt_hw[0]) * self.stride, int(gt_hw[1]) * self.stride)])
         hm, off, emb = self.forward(feats)
         hm, off = hm.float(), off.float()  # no-ops in fp32; fp32 geometry under autocast
         B, C, h, w = hm.shape

@@ -24,7 +24,7 @@ from logocap_mm.models.precision import current_plan, prepare_module
 from .head_flip import FLIP_MODES, flip_merge, shift_aligned  # noqa: F401
 from .head_loss import HeadLossMixin
 from .meta_checks import check_flip_indices, config_flip_indices
-from .test_options import TEST_CFG_KEYS, resolve_adaptation  # noqa: F401
+from .inference_options import TEST_CFG_KEYS, resolve_adaptation  # noqa: F401
 
 COCO_SIGMAS = [.026, .025, .025, .035, .035, .079, .079, .072, .072, .062, .062, .107,
                .107, .087, .087, .089, .089]
@@ -64,6 +64,16 @@ def _load_sigmas(sigmas, meta, num_keypoints):
     if min(sigmas) <= 0:
         raise ValueError(f'sigmas must be positive, got {sigmas}')
     return sigmas
+
+
+def _canvases(data_samples) -> list:
+    """(H_I, W_I) of each data sample that carries ``input_size`` (W_I, H_I)."""
+    out = []
+    for ds in data_samples or ():
+        wh = ds.metainfo.get('input_size')
+        if wh is not None:
+            out.append((int(wh[1]), int(wh[0])))
+    return out
 
 
 @MODELS.register_module()
@@ -189,6 +199,32 @@ class LogoCapHead(HeadLossMixin, BaseHead):
                              f'map), got {tuple(x.shape)}')
         return x
 
+    def check_stride(self, x: Tensor, canvas_hw: Sequence[Tuple[int, int]]) -> None:
+        """Refuse a feature map whose output stride is not the head's.
+
+        Args:
+            x: (B, C, h, w) feature map (F grid).
+            canvas_hw: the (H_I, W_I) input canvases it was computed from (a padded batch
+                has the largest one's size).
+
+        Raises:
+            ValueError: ``max(H_I / h, W_I / w)`` is not within a factor 2 of
+                ``self.stride`` (e.g. a ResNet without an upsampling neck: stride 32),
+                naming both strides. Shapes only: no host sync.
+        """
+        if not canvas_hw:
+            return
+        H, W = max(c[0] for c in canvas_hw), max(c[1] for c in canvas_hw)
+        h, w = int(x.shape[-2]), int(x.shape[-1])
+        seen = max(H / max(h, 1), W / max(w, 1))
+        if not (self.stride / 2 < seen < self.stride * 2):
+            raise ValueError(
+                f'LogoCapHead: the feature map is {h}x{w} (h x w) for a {H}x{W} input canvas, '
+                f'an output stride of {seen:g}, but the head works at stride {self.stride} '
+                '(the codec input_size / heatmap_size); use a backbone or neck whose output '
+                f'is at stride {self.stride} (e.g. HRNet with FeatureMapProcessor(concat=True), '
+                'or a ResNet with an upsampling neck)')
+
     # the estimator may hand over features in the network plan's dtype and layout
     follows_network_plan = True
 
@@ -268,7 +304,7 @@ class LogoCapHead(HeadLossMixin, BaseHead):
         self.__dict__['_test_cfg'] = cfg or {}
 
     def resolve_test_cfg(self, test_cfg: dict) -> str:
-        """The adaptation level ``model.test_cfg`` selects (see :mod:`.test_options`)."""
+        """The adaptation level ``model.test_cfg`` selects (see :mod:`.inference_options`)."""
         return resolve_adaptation(test_cfg, self.pose_decoder.adaptation,
                                   self._decoder_adaptation)
 
@@ -288,6 +324,7 @@ class LogoCapHead(HeadLossMixin, BaseHead):
                 raise ValueError('flip_test=True expects [feats, flipped_feats] from the '
                                  'estimator')
             xo, xf = self._feature(feats[0]), self._feature(feats[1])
+            self.check_stride(xo, _canvases(batch_data_samples))
             B = xo.shape[0]
             hm, off, emb = self.forward(torch.cat([xo, xf]))
             flip_indices = batch_data_samples[0].metainfo.get('flip_indices')
@@ -298,6 +335,7 @@ class LogoCapHead(HeadLossMixin, BaseHead):
                                            (hm[B:], off[B:]), flip_indices,
                                            test_cfg.get('flip_mode', 'reference'))
         else:
+            self.check_stride(self._feature(feats), _canvases(batch_data_samples))
             hm, off, emb = self.forward(feats)
             B = hm.shape[0]
         canvas = []

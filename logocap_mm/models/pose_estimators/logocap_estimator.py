@@ -11,6 +11,8 @@ from logocap_mm.models.heads.logocap_decoder import ADAPTATION_LEVELS
 from logocap_mm.models.heads.head_flip import FLIP_MODES
 from logocap_mm.models.fusion import FeatureNet, FoldedCopy
 from logocap_mm.models.heads.meta_checks import check_dataset_meta
+from logocap_mm.models.heads.inference_options import (check_normalisation,
+                                                      check_single_scale)
 from logocap_mm.models.precision import (check_network_options, current_plan,
                                          prepare_module, resolve_plan, set_layout,
                                          training_channels_last, use_plan)
@@ -61,6 +63,8 @@ class LogoCapPoseEstimator(BottomupPoseEstimator):
                              f"{tc.get('flip_mode')!r}")
         self.image_chunk(torch.device('cpu'), tc)  # validates test_cfg.image_chunk
         check_network_options(tc)  # memory_format / precision values
+        check_single_scale(tc)
+        check_normalisation(self.data_preprocessor)
         if training_channels_last(self.train_cfg):  # train_cfg.memory_format, from the start
             set_layout(self, True)
         self._ckpt_missing = []  # tensors the last loaded checkpoint lacked
@@ -142,7 +146,7 @@ class LogoCapPoseEstimator(BottomupPoseEstimator):
         if plan.fuse_conv_bn:
             folded = self.__dict__.setdefault('_logocap_folded', FoldedCopy('backbone+neck'))
             net = folded.get(FeatureNet(self.backbone, self.neck if self.with_neck else None),
-                             inputs)
+                             inputs, warn=plan.fuse_conv_bn is True)
             if net is not None:
                 run = prepare_module(net, plan.channels_last)
             else:
@@ -173,6 +177,7 @@ class LogoCapPoseEstimator(BottomupPoseEstimator):
         the network runs (:func:`logocap_mm.models.precision.resolve_plan`; a precision the
         device cannot run is a ``ValueError``)."""
         check_complete_for_inference(self, getattr(self, '_ckpt_missing', ()))
+        check_single_scale(self.test_cfg or {})
         device = (inputs if isinstance(inputs, Tensor) else inputs[0]).device
         with use_plan(resolve_plan(self.test_cfg, device)):
             return self._predict(inputs, data_samples)
@@ -188,8 +193,7 @@ class LogoCapPoseEstimator(BottomupPoseEstimator):
                                             data_samples[i:i + chunk]))
                 return out
         flip_test = self.test_cfg.get('flip_test', False)
-        if not flip_test or self.test_cfg.get('multiscale_test', False) \
-                or not isinstance(inputs, Tensor):
+        if not flip_test or not isinstance(inputs, Tensor):
             return super().predict(inputs, data_samples)
         n = inputs.shape[0]
         feats = self.extract_feat(torch.cat([inputs, inputs.flip(-1)]))

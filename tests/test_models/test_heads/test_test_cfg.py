@@ -75,3 +75,21 @@ def test_head_metainfo_path_resolves_without_warning(cfg, recwarn):
     model = _build(c.model)
     assert abs(model.head.sigmas[0] - 0.026) < 1e-9 and len(model.head.sigmas) == 17
     assert not [w for w in recwarn if 'metainfo config file' in str(w.message)]
+
+
+def test_multiscale_test_is_refused_by_name(cfg):
+    """``multiscale_test=True`` was a known key that failed with a bare AssertionError
+    inside MMPose: a ValueError naming it, at build time and (set later) at predict."""
+    c = copy.deepcopy(cfg)
+    c.model.test_cfg['multiscale_test'] = True
+    match = r'test_cfg.multiscale_test=True is not supported: LOGO-CAP tests at a single scale'
+    with pytest.raises(ValueError, match=match):
+        _build(c.model)
+    model = _build(cfg.model).eval()
+    old = dict(model.test_cfg)
+    model.test_cfg = dict(old, multiscale_test=True)
+    with torch.no_grad(), pytest.raises(ValueError, match=match):
+        model.predict(*tiny_data_samples(1, (128, 128)))
+    model.test_cfg = dict(old, multiscale_test=False)  # False (the default) is fine
+    with torch.no_grad():
+        assert len(model.predict(*tiny_data_samples(1, (128, 128)))) == 1

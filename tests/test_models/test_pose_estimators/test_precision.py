@@ -91,12 +91,15 @@ def _predict(model, batch, device='cpu', **opts):
 def test_layouts_give_the_same_poses(conv, name, level, device):
     model = conv['model']
     batch = _batch(conv, name)
-    ref = _predict(model, batch, device, memory_format='contiguous', adaptation=level)
+    # the model's own modules change layout: unfolded (folding: test_fuse_conv_bn_...)
+    ref = _predict(model, batch, device, memory_format='contiguous', adaptation=level,
+                   fuse_conv_bn=False)
     assert not model.backbone.conv1.weight.is_contiguous(memory_format=torch.channels_last)
     p0 = ref.pred_instances
     assert len(p0.keypoints) > 0
     for fmt in ('channels_last', 'auto'):
-        out = _predict(model, batch, device, memory_format=fmt, adaptation=level)
+        out = _predict(model, batch, device, memory_format=fmt, adaptation=level,
+                       fuse_conv_bn=False)
         # channels_last: the modules were converted (once) in place; 'auto' is
         # channels_last on CPU and contiguous elsewhere
         cl = fmt == 'channels_last' or device == 'cpu'
@@ -120,15 +123,21 @@ def test_layouts_give_the_same_poses(conv, name, level, device):
         model.eval()
 
 
-@pytest.mark.parametrize('fmt', ['contiguous', 'channels_last'])
-def test_fuse_conv_bn_gives_the_same_poses(conv, fmt):
-    """``fuse_conv_bn=True``: a folded copy runs; the model keeps its BatchNorms."""
+@pytest.mark.parametrize('fmt,fuse', [('contiguous', True), ('channels_last', True),
+                                      ('contiguous', 'auto'), ('auto', None)])
+def test_fuse_conv_bn_gives_the_same_poses(conv, fmt, fuse):
+    """``fuse_conv_bn=True`` and ``'auto'`` (the default, ``None`` here: the default
+    test_cfg): a folded copy runs, with the poses of the unfolded contiguous model; the
+    model keeps its BatchNorms."""
     model = conv['model']
     n_bn = sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.backbone.modules())
+    opts = {} if fuse is None else dict(memory_format=fmt, fuse_conv_bn=fuse)
     for name in IMAGES:
         batch = _batch(conv, name)
-        p0 = _predict(model, batch, memory_format='contiguous').pred_instances
-        p = _predict(model, batch, memory_format=fmt, fuse_conv_bn=True).pred_instances
+        p0 = _predict(model, batch, memory_format='contiguous',
+                      fuse_conv_bn=False).pred_instances
+        model.__dict__.pop('_logocap_folded', None)
+        p = _predict(model, batch, **opts).pred_instances
         assert model.__dict__['_logocap_folded'].copy is not None
         assert len(p.keypoints) == len(p0.keypoints) > 0
         np.testing.assert_allclose(p.keypoints, p0.keypoints, rtol=0, atol=1e-2)
@@ -137,7 +146,10 @@ def test_fuse_conv_bn_gives_the_same_poses(conv, fmt):
 
 
 def test_auto_layout_per_device():
-    assert resolve_plan({}, torch.device('cpu')) == NetworkPlan('cpu', None, True)
+    assert resolve_plan({}, torch.device('cpu')) == NetworkPlan('cpu', None, True, False,
+                                                                'auto')
+    assert resolve_plan({}, torch.device('cuda')).fuse_conv_bn == 'auto'  # folds everywhere
+    assert resolve_plan(dict(fuse_conv_bn=False), 'cpu').fuse_conv_bn is False
     assert resolve_plan({}, torch.device('cuda')).channels_last is False
     assert resolve_plan(dict(memory_format='channels_last'), 'cpu').channels_last is True
     assert resolve_plan(dict(memory_format='contiguous'), 'cpu').channels_last is False
@@ -367,8 +379,9 @@ def test_compile_option_gives_the_same_poses():
             flip_indices=list(range(17))))
         with torch.no_grad():
             return model.predict(x, [ds])[0]
-    ref = run(memory_format='contiguous')
-    out = run(memory_format='contiguous', compile=True)
+    # unfolded (the folded copy has its own compiled graph: folded.compiled)
+    ref = run(memory_format='contiguous', fuse_conv_bn=False)
+    out = run(memory_format='contiguous', compile=True, fuse_conv_bn=False)
     assert '_logocap_compiled_feat' in model.__dict__
     torch.testing.assert_close(out.pred_fields.heatmaps, ref.pred_fields.heatmaps,
                                rtol=0, atol=1e-4)

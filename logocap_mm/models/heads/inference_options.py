@@ -1,5 +1,8 @@
-"""Where LOGO-CAP's test-time options are read from: ``model.test_cfg``, and only there."""
+"""Where LOGO-CAP's test-time options are read from: ``model.test_cfg``, and only there;
+and the checks of the test-time settings held elsewhere in the model (normalisation)."""
 from typing import Optional
+
+from logocap_rt.checks import check_value
 
 from ..precision import check_network_options
 from .logocap_decoder import ADAPTATION_LEVELS
@@ -8,6 +11,29 @@ from .logocap_decoder import ADAPTATION_LEVELS
 TEST_CFG_KEYS = ('flip_test', 'flip_mode', 'adaptation', 'output_heatmaps', 'image_chunk',
                  'multiscale_test', 'memory_format', 'precision', 'compile',
                  'fuse_conv_bn')
+
+
+def check_normalisation(data_preprocessor) -> None:
+    """``model.data_preprocessor.mean`` / ``std``: 3 finite numbers each, ``std`` > 0 (the
+    rule of the ONNX metadata); a zero std would turn every input into inf / NaN."""
+    if not getattr(data_preprocessor, '_enable_normalize', False):
+        return
+    for key in ('mean', 'std'):
+        check_value(key, getattr(data_preprocessor, key).flatten().tolist(),
+                    f'model.data_preprocessor.{key}')
+
+
+def check_single_scale(test_cfg: dict) -> None:
+    """``test_cfg.multiscale_test`` may only be False (or absent): LOGO-CAP tests at one
+    scale, the canvas of short side ``input_size`` (as the reference and the published
+    numbers do); MMPose's multi-scale path needs ``aug_scales`` from a resize transform that
+    this model's test pipeline (``LogoCapResize``) does not produce."""
+    value = test_cfg.get('multiscale_test', False)
+    if value is not False:
+        raise ValueError(
+            f'test_cfg.multiscale_test={value!r} is not supported: LOGO-CAP tests at a single '
+            'scale (the canvas of short side input_size of LogoCapResize); remove the key or '
+            'set it to False, and test another scale by changing input_size')
 
 
 def resolve_adaptation(test_cfg: dict, decoder_level: str,
@@ -27,6 +53,7 @@ def resolve_adaptation(test_cfg: dict, decoder_level: str,
         raise ValueError(f'unknown model.test_cfg option(s) {unknown}; LOGO-CAP reads '
                          f'{list(TEST_CFG_KEYS)}')
     check_network_options(test_cfg)  # memory_format, precision (device checked at predict)
+    check_single_scale(test_cfg)
     level = test_cfg.get('adaptation', decoder_level)
     if level not in ADAPTATION_LEVELS:
         raise ValueError(f'test_cfg.adaptation must be one of {ADAPTATION_LEVELS}, '
