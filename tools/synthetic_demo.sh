@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # The synthetic crowd benchmark (the body of `make demo`), CPU only:
 #   1. generate the synthetic multi-person dataset (cached: skipped when meta.json matches)
-#   2. `mim train` configs/logocap/tiny_synthetic.py (2000 iterations, ~9 min on one core;
-#      cached: skipped when the final checkpoint exists, FORCE_TRAIN=1 retrains)
+#   2. `mim train` configs/logocap/tiny_synthetic.py (1500 iterations; DEMO_SCHEDULE=long:
+#      tiny_synthetic_long.py, 2000 iterations; cached: skipped when the final checkpoint
+#      exists, FORCE_TRAIN=1 retrains)
 #   3. `mim test` the three adaptation levels (none / partial / full) -> one AP table
 #      (TEST_PRECISIONS="fp32 bf16" also tests them with model.test_cfg.precision=bf16)
 #   4. the KEM upper-bound analysis (tools/analysis/kem_upper_bound.py, table + PNG)
 #   5. visualisations of a few val images (tools/demo.py, 'none' and 'full')
-# Outputs go under ${WORK_DIR:-work_dirs/synthetic_demo}; data under ${SYNTHETIC_ROOT}.
+# Outputs go under ${WORK_DIR:-work_dirs/synthetic_demo[_long]}; data under ${SYNTHETIC_ROOT}.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
@@ -18,22 +19,34 @@ if [ ! -x "$PY" ] || [ ! -f "$VENV/.logocap_env_$MMCV" ]; then
   echo "== 0. environment: $VENV (tools/install_env.sh, MMCV=$MMCV) =="
   VENV="$VENV" MMCV="$MMCV" bash tools/install_env.sh
 fi
-WORK_DIR=${WORK_DIR:-work_dirs/synthetic_demo}
 export SYNTHETIC_ROOT=${SYNTHETIC_ROOT:-data/synthetic/}
 NUM_TRAIN=${NUM_TRAIN:-2000}
 NUM_VAL=${NUM_VAL:-200}
-CFG=configs/logocap/tiny_synthetic.py
-# torch threads: OMP_NUM_THREADS if set, else the idle cores (tools/cpu_threads.sh): on a
-# loaded host one thread, as two OpenMP threads were 10-30x slower there; on an idle one all
+# DEMO_SCHEDULE: short (default, 6 epochs = 1500 iterations) or long (8 epochs = 2000)
+DEMO_SCHEDULE=${DEMO_SCHEDULE:-short}
+case "$DEMO_SCHEDULE" in
+  short) CFG=configs/logocap/tiny_synthetic.py ;;
+  long) CFG=configs/logocap/tiny_synthetic_long.py ;;
+  *) echo "DEMO_SCHEDULE must be 'short' or 'long', got '$DEMO_SCHEDULE'" >&2; exit 2 ;;
+esac
+# default work dir per schedule (work_dirs/synthetic_demo, work_dirs/synthetic_demo_long)
+WORK_DIR=${WORK_DIR:-work_dirs/synthetic_demo$([ "$DEMO_SCHEDULE" = short ] || echo _long)}
+# torch threads: OMP_NUM_THREADS if set, else all cores (tools/cpu_threads.sh); threads that
+# wait sleep instead of spinning (OMP_WAIT_POLICY=PASSIVE unless set), which keeps two threads
+# faster than one when other jobs share the cores
 OMP_NUM_THREADS=$(bash tools/cpu_threads.sh)
 export OMP_NUM_THREADS MKL_NUM_THREADS=${MKL_NUM_THREADS:-$OMP_NUM_THREADS}
-echo "[synthetic_demo] $OMP_NUM_THREADS torch thread(s) (set OMP_NUM_THREADS to choose)"
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
+echo "[synthetic_demo] schedule $DEMO_SCHEDULE ($CFG), $OMP_NUM_THREADS torch thread(s)," \
+     "OMP_WAIT_POLICY=$OMP_WAIT_POLICY (set OMP_NUM_THREADS to choose)"
+demo_start=$(date +%s)
 export PATH="$(cd "$VENV/bin" && pwd):$PATH"
 mkdir -p "$WORK_DIR"
 
 echo "== 1. synthetic data -> $SYNTHETIC_ROOT =="
 "$PY" tools/make_synthetic.py --out-dir "$SYNTHETIC_ROOT" --num-train "$NUM_TRAIN" \
     --num-val "$NUM_VAL"
+echo "data: $(( $(date +%s) - demo_start )) s"
 
 # (the last line: mmengine logs the SYNTHETIC_ROOT substitution to stdout)
 MAX_EPOCHS=$("$PY" -c "from mmengine.config import Config; \
@@ -98,4 +111,4 @@ for lv in none full; do
   "$PY" tools/demo.py "$CFG" "$CKPT" "$VIS_IN" --out-dir "$WORK_DIR/vis_$lv" --device cpu \
       --adaptation $lv --kpt-thr "$KPT_THR"
 done
-echo "done: tables above; plots and images under $WORK_DIR"
+echo "done in $(( $(date +%s) - demo_start )) s: tables above; plots and images under $WORK_DIR"
