@@ -11,6 +11,13 @@
 # Outputs go under ${WORK_DIR:-work_dirs/synthetic_demo[_long]}; data under ${SYNTHETIC_ROOT}.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# DEMO_SCHEDULE: short (default, 6 epochs = 1500 iterations) or long (8 epochs = 2000)
+DEMO_SCHEDULE=${DEMO_SCHEDULE:-short}
+case "$DEMO_SCHEDULE" in
+  short) CFG=configs/logocap/tiny_synthetic.py ;;
+  long) CFG=configs/logocap/tiny_synthetic_long.py ;;
+  *) echo "DEMO_SCHEDULE must be 'short' or 'long', got '$DEMO_SCHEDULE'" >&2; exit 2 ;;
+esac
 VENV=${VENV:-.venv}
 MMCV=${MMCV:-lite}
 PY="$VENV/bin/python"
@@ -22,13 +29,6 @@ fi
 export SYNTHETIC_ROOT=${SYNTHETIC_ROOT:-data/synthetic/}
 NUM_TRAIN=${NUM_TRAIN:-2000}
 NUM_VAL=${NUM_VAL:-200}
-# DEMO_SCHEDULE: short (default, 6 epochs = 1500 iterations) or long (8 epochs = 2000)
-DEMO_SCHEDULE=${DEMO_SCHEDULE:-short}
-case "$DEMO_SCHEDULE" in
-  short) CFG=configs/logocap/tiny_synthetic.py ;;
-  long) CFG=configs/logocap/tiny_synthetic_long.py ;;
-  *) echo "DEMO_SCHEDULE must be 'short' or 'long', got '$DEMO_SCHEDULE'" >&2; exit 2 ;;
-esac
 # default work dir per schedule (work_dirs/synthetic_demo, work_dirs/synthetic_demo_long)
 WORK_DIR=${WORK_DIR:-work_dirs/synthetic_demo$([ "$DEMO_SCHEDULE" = short ] || echo _long)}
 # torch threads: OMP_NUM_THREADS if set, else all cores (tools/cpu_threads.sh); threads that
