@@ -1,8 +1,8 @@
 # A tiny LOGO-CAP (HRNet, one block per branch, widths 16/32/64/128, input 128, heatmap 32,
 # small CMP, top-6 training centres) that trains from scratch on the synthetic multi-person
-# data of tools/make_synthetic.py on CPU (`make demo`, tools/synthetic_demo.sh): 6 epochs =
-# 1500 iterations. ./tiny_synthetic_long.py is the same recipe over 8 epochs (2000 iterations,
-# `DEMO_SCHEDULE=long make demo`).
+# data of tools/make_synthetic.py on CPU (`make demo`, tools/synthetic_demo.sh): 8 epochs =
+# 2000 iterations. ./tiny_synthetic_short.py is the same recipe over 6 epochs
+# (`DEMO_SCHEDULE=short make demo`).
 # Data root: env SYNTHETIC_ROOT (default data/synthetic/), e.g.
 #   SYNTHETIC_ROOT=/tmp/syn/ mim train mmpose configs/logocap/tiny_synthetic.py --gpus 0
 # Everything else (losses, decoder, OKS gate 0.5, top-2 decode, flip test) is the W32 COCO
@@ -80,8 +80,8 @@ val_evaluator = dict(ann_file=data_root + 'annotations/person_keypoints_val.json
 test_evaluator = val_evaluator
 
 # from scratch (no ImageNet weights offline): Adam 2e-3 (twice the W32 recipe) after a
-# 100-iteration linear warm-up, 6 epochs of 250 iterations (batch 8), LR x0.1 for the last.
-max_epochs = 6
+# 100-iteration linear warm-up, 8 epochs of 250 iterations (batch 8), LR x0.1 for the last.
+max_epochs = 8
 train_cfg = dict(max_epochs=max_epochs, val_interval=100)
 optim_wrapper = dict(optimizer=dict(type='Adam', lr=2e-3, weight_decay=0.))
 param_scheduler = [

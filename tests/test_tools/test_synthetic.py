@@ -207,27 +207,30 @@ def test_crowded_split(synth, tmp_path):
                        shallow=False)
 
 
-def test_demo_schedules_short_default_long_one_variable_away(tmp_path):
-    """`make demo` trains the 6-epoch tiny_synthetic.py; DEMO_SCHEDULE=long the 8-epoch
-    tiny_synthetic_long.py, which differs in the schedule only."""
+def test_demo_schedules_standard_default_short_one_variable_away(tmp_path):
+    """`make demo` trains the 8-epoch tiny_synthetic.py; DEMO_SCHEDULE=short the 6-epoch
+    tiny_synthetic_short.py, which differs in the schedule only."""
     import subprocess
     from mmengine.config import Config
-    short = Config.fromfile(osp.join(ROOT, 'configs', 'logocap', 'tiny_synthetic.py'))
-    long = Config.fromfile(osp.join(ROOT, 'configs', 'logocap', 'tiny_synthetic_long.py'))
-    for cfg, epochs in ((short, 6), (long, 8)):
+    std = Config.fromfile(osp.join(ROOT, 'configs', 'logocap', 'tiny_synthetic.py'))
+    short = Config.fromfile(osp.join(ROOT, 'configs', 'logocap', 'tiny_synthetic_short.py'))
+    for cfg, epochs in ((std, 8), (short, 6)):
         assert cfg.train_cfg.max_epochs == epochs
         step = [s for s in cfg.param_scheduler if s['type'] == 'MultiStepLR'][0]
         assert step['end'] == epochs and step['milestones'] == [epochs - 1]
     for key in ('model', 'train_dataloader', 'optim_wrapper', 'codec', 'randomness'):
-        assert short[key] == long[key], key
+        assert std[key] == short[key], key
     with open(osp.join(ROOT, 'tools', 'synthetic_demo.sh')) as f:
         text = f.read()
-    assert 'DEMO_SCHEDULE=${DEMO_SCHEDULE:-short}' in text
-    assert 'long) CFG=configs/logocap/tiny_synthetic_long.py' in text
+    assert 'DEMO_SCHEDULE=${DEMO_SCHEDULE:-standard}' in text
+    assert 'standard) CFG=configs/logocap/tiny_synthetic.py' in text
+    assert 'short) CFG=configs/logocap/tiny_synthetic_short.py' in text
+    # no end-of-training validation: step 3's 'full' mim test is the same evaluation
+    assert 'train_cfg.val_begin=$(( MAX_EPOCHS + 1 ))' in text
     # an unknown schedule stops before anything is generated or trained
     env = dict(os.environ, DEMO_SCHEDULE='medium', VENV=osp.dirname(osp.dirname(sys.executable)),
                WORK_DIR=str(tmp_path / 'w'), SYNTHETIC_ROOT=str(tmp_path / 'd') + '/')
     p = subprocess.run(['bash', osp.join(ROOT, 'tools', 'synthetic_demo.sh')], env=env,
                        capture_output=True, text=True, timeout=120)
-    assert p.returncode == 2 and "DEMO_SCHEDULE must be 'short' or 'long'" in p.stderr
+    assert p.returncode == 2 and "DEMO_SCHEDULE must be 'standard' or 'short'" in p.stderr
     assert not (tmp_path / 'd').exists() and not (tmp_path / 'w').exists()
