@@ -32,10 +32,10 @@ def test_subset_keypoints_known_answer():
 
 @pytest.fixture(scope='module')
 def upper_body_root(tmp_path_factory):
-    """16 train / 2 val synthetic images, annotations reduced to the 7 keypoints."""
+    """4 train / 2 val synthetic images, annotations reduced to the 7 keypoints."""
     root = str(tmp_path_factory.mktemp('upper_body'))
     make_synthetic = load_tool('tools/make_synthetic.py', 'make_synthetic_custom_kpt')
-    assert make_synthetic.main(['--out-dir', root, '--seed', '5', '--num-train', '16',
+    assert make_synthetic.main(['--out-dir', root, '--seed', '5', '--num-train', '4',
                                 '--num-val', '2']) == 0
     for split in ('train', 'val'):
         with open(osp.join(root, 'annotations', f'person_keypoints_{split}.json')) as f:
@@ -53,7 +53,8 @@ def _config(root, work_dir):
     finally:
         del os.environ['CUSTOM_KPT_ROOT']
     cfg.work_dir = work_dir
-    cfg.train_cfg = dict(by_epoch=True, max_epochs=1, val_interval=100)  # 16 / 8 = 2 iters
+    cfg.train_cfg = dict(by_epoch=True, max_epochs=1, val_interval=100)
+    cfg.train_dataloader.batch_size = 2  # 4 images / 2 = 2 iterations
     for dl in (cfg.train_dataloader, cfg.test_dataloader):
         dl.num_workers = 0
         dl.persistent_workers = False
