@@ -3,6 +3,7 @@
 #   make test            run the test-suite (mmcv-lite environment by default)
 #   make demo            synthetic crowd benchmark: generate data, mim train a tiny LOGO-CAP on
 #                        CPU, mim test the 3 adaptation levels, KEM upper bound, drawings
+#                        (DEMO_SCHEDULE=short: 6 training epochs instead of 8)
 #   make peers           synthetic training ablations and the CID peer on a normal and a
 #                        crowded split (tools/peers.sh; ~2 h on CPU, not part of demo)
 #   MMCV=full make ...   build mmcv 2.1.0 with its CPU ops instead (~10 min; needed by DEKR)

@@ -77,8 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def parse_args(argv=None):
     """``(BenchmarkOptions, --out path or None)``; a ValueError names a bad flag."""
-    from logocap_mm.benchmark import BenchmarkOptions
     args = build_parser().parse_args(argv)
+    # imported after parsing: ``--help`` and argparse errors need neither torch nor mmpose
+    from logocap_mm.benchmark import BenchmarkOptions
     out = args.out
     opts = BenchmarkOptions(
         config=args.config, checkpoint=args.checkpoint, device=args.device,

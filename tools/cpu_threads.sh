@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # Print the torch/OpenMP thread count for CPU training: $OMP_NUM_THREADS if set, else the
-# cores that are idle right now (cores minus the 1-minute load average, at least 1).
-# Measured on a 2-core host: idle, two threads were as fast as one or faster; with the other
-# core busy, two OpenMP threads were 10-30x slower than one.
+# cores this process may run on (nproc). The scripts that use it also export
+# OMP_WAIT_POLICY=PASSIVE (unless set): with the default spinning wait, two threads on a 2-core
+# host that other jobs keep busy ran 3x slower than one thread; with PASSIVE they ran faster
+# than one (docs/SYNTHETIC.md). The load at start is not used: it mostly reflects what ran just
+# before (an environment install, the data generation), not the load during training.
 set -euo pipefail
 if [ -n "${OMP_NUM_THREADS:-}" ]; then
+  case "$OMP_NUM_THREADS" in
+    ''|*[!0-9]*|0) echo "OMP_NUM_THREADS must be a positive integer, got '$OMP_NUM_THREADS'" >&2
+                   exit 2 ;;
+  esac
   echo "$OMP_NUM_THREADS"
   exit 0
 fi
-NCPU=$(nproc)
-LOAD=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo 0)
-awk -v n="$NCPU" -v l="$LOAD" 'BEGIN { t = int(n - l + 0.5); if (t < 1) t = 1; if (t > n) t = n; print t }'
+nproc

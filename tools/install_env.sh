@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Create the project's virtual environment from the recipe in docs (ENV.md).
+# Create the project's virtual environment (the recipe, pins and pitfalls: docs/ENV.md).
 #   VENV=.venv MMCV=lite|full bash tools/install_env.sh
 # lite (default): mmcv-lite 2.1.0 wheel, no compiled ops. A .pth file in the venv's
 #                 site-packages loads logocap_mm/mmcv_ext_shim.py at interpreter start (stdlib

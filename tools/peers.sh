@@ -26,6 +26,7 @@ CROWDED_ROOT=${CROWDED_ROOT:-data/synthetic_crowded/}
 RUNS=${RUNS:-before shifted crowdmask uniform after cid}
 OMP_NUM_THREADS=$(bash tools/cpu_threads.sh)
 export OMP_NUM_THREADS MKL_NUM_THREADS=${MKL_NUM_THREADS:-$OMP_NUM_THREADS}
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}  # sleeping waits (tools/cpu_threads.sh)
 export PATH="$(cd "$VENV/bin" && pwd):$PATH"
 mkdir -p "$WORK_DIR"
 

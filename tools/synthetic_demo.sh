@@ -1,18 +1,24 @@
 #!/usr/bin/env bash
 # The synthetic crowd benchmark (the body of `make demo`), CPU only:
 #   1. generate the synthetic multi-person dataset (cached: skipped when meta.json matches)
-#   2. `mim train` configs/logocap/tiny_synthetic.py (2000 iterations, ~9 min on one core;
-#      cached: skipped when the final checkpoint exists, FORCE_TRAIN=1 retrains)
+#   2. `mim train` configs/logocap/tiny_synthetic.py (2000 iterations; DEMO_SCHEDULE=short:
+#      tiny_synthetic_short.py, 1500; no validation while training, step 3 tests; cached:
+#      skipped when the final checkpoint exists, FORCE_TRAIN=1 retrains)
 #   3. `mim test` the three adaptation levels (none / partial / full) -> one AP table
 #      (TEST_PRECISIONS="fp32 bf16" also tests them with model.test_cfg.precision=bf16)
 #   4. the KEM upper-bound analysis (tools/analysis/kem_upper_bound.py, table + PNG)
 #   5. visualisations of a few val images (tools/demo.py, 'none' and 'full')
-#   6. video: synthetic clips with ground-truth identities (tools/make_synthetic_video.py,
-#      cached), the model tracked on them at each level -> MOTA / IDF1 / ID switches, jitter
-#      and lag with and without smoothing, one tracked clip drawn (tools/analysis/video_tracking.py)
-# Outputs go under ${WORK_DIR:-work_dirs/synthetic_demo}; data under ${SYNTHETIC_ROOT}.
+# Outputs go under ${WORK_DIR:-work_dirs/synthetic_demo[_short]}; data under ${SYNTHETIC_ROOT}.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# DEMO_SCHEDULE: standard (default, 8 epochs = 2000 iterations) or short (6 epochs = 1500:
+# a quicker look; its 'partial' is less than 5 AP above 'none', docs/SYNTHETIC.md)
+DEMO_SCHEDULE=${DEMO_SCHEDULE:-standard}
+case "$DEMO_SCHEDULE" in
+  standard) CFG=configs/logocap/tiny_synthetic.py ;;
+  short) CFG=configs/logocap/tiny_synthetic_short.py ;;
+  *) echo "DEMO_SCHEDULE must be 'standard' or 'short', got '$DEMO_SCHEDULE'" >&2; exit 2 ;;
+esac
 VENV=${VENV:-.venv}
 MMCV=${MMCV:-lite}
 PY="$VENV/bin/python"
@@ -21,22 +27,27 @@ if [ ! -x "$PY" ] || [ ! -f "$VENV/.logocap_env_$MMCV" ]; then
   echo "== 0. environment: $VENV (tools/install_env.sh, MMCV=$MMCV) =="
   VENV="$VENV" MMCV="$MMCV" bash tools/install_env.sh
 fi
-WORK_DIR=${WORK_DIR:-work_dirs/synthetic_demo}
 export SYNTHETIC_ROOT=${SYNTHETIC_ROOT:-data/synthetic/}
 NUM_TRAIN=${NUM_TRAIN:-2000}
 NUM_VAL=${NUM_VAL:-200}
-CFG=configs/logocap/tiny_synthetic.py
-# torch threads: OMP_NUM_THREADS if set, else the idle cores (tools/cpu_threads.sh): on a
-# loaded host one thread, as two OpenMP threads were 10-30x slower there; on an idle one all
+# default work dir per schedule (work_dirs/synthetic_demo, work_dirs/synthetic_demo_short)
+WORK_DIR=${WORK_DIR:-work_dirs/synthetic_demo$([ "$DEMO_SCHEDULE" = standard ] || echo _short)}
+# torch threads: OMP_NUM_THREADS if set, else all cores (tools/cpu_threads.sh); threads that
+# wait sleep instead of spinning (OMP_WAIT_POLICY=PASSIVE unless set), which keeps two threads
+# faster than one when other jobs share the cores
 OMP_NUM_THREADS=$(bash tools/cpu_threads.sh)
 export OMP_NUM_THREADS MKL_NUM_THREADS=${MKL_NUM_THREADS:-$OMP_NUM_THREADS}
-echo "[synthetic_demo] $OMP_NUM_THREADS torch thread(s) (set OMP_NUM_THREADS to choose)"
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
+echo "[synthetic_demo] schedule $DEMO_SCHEDULE ($CFG), $OMP_NUM_THREADS torch thread(s)," \
+     "OMP_WAIT_POLICY=$OMP_WAIT_POLICY (set OMP_NUM_THREADS to choose)"
+demo_start=$(date +%s)
 export PATH="$(cd "$VENV/bin" && pwd):$PATH"
 mkdir -p "$WORK_DIR"
 
 echo "== 1. synthetic data -> $SYNTHETIC_ROOT =="
 "$PY" tools/make_synthetic.py --out-dir "$SYNTHETIC_ROOT" --num-train "$NUM_TRAIN" \
     --num-val "$NUM_VAL"
+echo "data: $(( $(date +%s) - demo_start )) s"
 
 # (the last line: mmengine logs the SYNTHETIC_ROOT substitution to stdout)
 MAX_EPOCHS=$("$PY" -c "from mmengine.config import Config; \
@@ -48,7 +59,10 @@ if [ -f "$CKPT" ] && [ -z "${FORCE_TRAIN:-}" ]; then
 else
   echo "== 2. mim train (CPU) =="
   start=$(date +%s)
-  mim train mmpose "$CFG" --work-dir "$WORK_DIR/train" --gpus 0
+  # no validation at the end of training (val_begin after the last epoch): the 'full'
+  # `mim test` of step 3 is the same evaluation
+  mim train mmpose "$CFG" --work-dir "$WORK_DIR/train" --gpus 0 \
+      --cfg-options train_cfg.val_begin=$(( MAX_EPOCHS + 1 ))
   echo "training wall time: $(( $(date +%s) - start )) s"
 fi
 
@@ -106,4 +120,4 @@ VIDEO_ROOT=${VIDEO_ROOT:-${SYNTHETIC_ROOT%/}_video}
 "$PY" tools/make_synthetic_video.py --out-dir "$VIDEO_ROOT"
 "$PY" tools/analysis/video_tracking.py --clips "$VIDEO_ROOT" --out-dir "$WORK_DIR/video" \
     --config "$CFG" --checkpoint "$CKPT" --draw full --kpt-thr "$KPT_THR"
-echo "done: tables above; plots and images under $WORK_DIR"
+echo "done in $(( $(date +%s) - demo_start )) s: tables above; plots and images under $WORK_DIR"

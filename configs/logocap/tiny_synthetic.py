@@ -1,7 +1,8 @@
 # A tiny LOGO-CAP (HRNet, one block per branch, widths 16/32/64/128, input 128, heatmap 32,
 # small CMP, top-6 training centres) that trains from scratch on the synthetic multi-person
-# data of tools/make_synthetic.py on ONE CPU core in about 10-15 minutes
-# (tools/synthetic_demo.sh).
+# data of tools/make_synthetic.py on CPU (`make demo`, tools/synthetic_demo.sh): 8 epochs =
+# 2000 iterations. ./tiny_synthetic_short.py is the same recipe over 6 epochs
+# (`DEMO_SCHEDULE=short make demo`).
 # Data root: env SYNTHETIC_ROOT (default data/synthetic/), e.g.
 #   SYNTHETIC_ROOT=/tmp/syn/ mim train mmpose configs/logocap/tiny_synthetic.py --gpus 0
 # Everything else (losses, decoder, OKS gate 0.5, top-2 decode, flip test) is the W32 COCO
@@ -80,14 +81,13 @@ test_evaluator = val_evaluator
 
 # from scratch (no ImageNet weights offline): Adam 2e-3 (twice the W32 recipe) after a
 # 100-iteration linear warm-up, 8 epochs of 250 iterations (batch 8), LR x0.1 for the last.
-# 0.22 s per iteration with ONE torch thread on an idle core (OMP_NUM_THREADS=1; two threads
-# on the shared 2-core machine were 10-30x slower), 0.3-0.4 s when the machine is shared:
-# 2000 iterations = 7.5-13 min.
-train_cfg = dict(max_epochs=8, val_interval=100)
+max_epochs = 8
+train_cfg = dict(max_epochs=max_epochs, val_interval=100)
 optim_wrapper = dict(optimizer=dict(type='Adam', lr=2e-3, weight_decay=0.))
 param_scheduler = [
     dict(type='LinearLR', begin=0, end=100, start_factor=0.1, by_epoch=False),
-    dict(type='MultiStepLR', begin=0, end=8, milestones=[7], gamma=0.1, by_epoch=True)
+    dict(type='MultiStepLR', begin=0, end=max_epochs, milestones=[max_epochs - 1], gamma=0.1,
+         by_epoch=True)
 ]
 default_hooks = dict(logger=dict(interval=25),
                      checkpoint=dict(interval=1, save_best=None, max_keep_ckpts=2))

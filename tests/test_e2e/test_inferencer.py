@@ -20,22 +20,12 @@ def _demo():
 
 
 @pytest.fixture(scope='module')
-def checkpoint(tmp_path_factory):
-    """One training iteration with mmengine's Runner -> epoch_1.pth (message hub etc.)."""
+def checkpoint(tiny_coco_trained, tmp_path_factory):
+    """The Runner's epoch_1.pth after one training iteration (``mim train``, shared with
+    test_mim.py: tests/test_e2e/conftest.py), with lifted heatmap logits."""
     os.environ.pop('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', None)
-    from mmengine.config import Config
-    from mmengine.runner import Runner
-
     import logocap_mm  # noqa: F401
-    cfg = Config.fromfile(TINY_COCO)
-    work = str(tmp_path_factory.mktemp('runner'))
-    cfg.work_dir = work
-    cwd = os.getcwd()
-    os.chdir(ROOT)  # the config's data_root is relative to the repository root
-    try:
-        Runner.from_cfg(cfg).train()
-    finally:
-        os.chdir(cwd)
+    work, _ = tiny_coco_trained
     ckpt = osp.join(work, 'epoch_1.pth')
     assert osp.isfile(ckpt)
     # After one iteration every heatmap is still ~0, so every pose scores 0 and the decoder
@@ -47,7 +37,7 @@ def checkpoint(tmp_path_factory):
     state = _load_checkpoint(ckpt, map_location='cpu')
     assert {'message_hub', 'optimizer', 'meta'} <= set(state)
     state['state_dict']['head.heatmap_final.bias'] += 1.0
-    lifted = osp.join(work, 'lifted.pth')
+    lifted = str(tmp_path_factory.mktemp('lifted') / 'lifted.pth')
     torch.save(state, lifted)
     return lifted
 

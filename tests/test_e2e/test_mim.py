@@ -10,13 +10,11 @@ import os
 import os.path as osp
 import re
 import shutil
-import subprocess
-import sys
 
 import pytest
 
+from logocap_mm.testing import BIN, mim, run_command
 from logocap_mm.testing import REPO_ROOT as ROOT
-BIN = osp.dirname(sys.executable)
 TINY_COCO = 'tests/configs/tiny_coco.py'
 TINY_OCHUMAN = 'tests/configs/tiny_ochuman.py'
 TINY_CROWDPOSE = 'tests/configs/tiny_crowdpose.py'
@@ -26,26 +24,6 @@ TINY_CROWDPOSE = 'tests/configs/tiny_crowdpose.py'
 CPU_DDP_OPTIONS = ['env_cfg.dist_cfg.backend=gloo',
                    'model_wrapper_cfg.type=MMDistributedDataParallel',
                    'model_wrapper_cfg.device_ids=None']
-
-
-def _env(**extra):
-    env = dict(os.environ)
-    env['PATH'] = BIN + os.pathsep + env.get('PATH', '')
-    env.pop('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', None)
-    env.setdefault('PYTHONUNBUFFERED', '1')
-    env.update(extra)
-    return env
-
-
-def run(args, timeout=300, **env):
-    """Run a command in the repo root; return (returncode, stdout+stderr)."""
-    p = subprocess.run(args, cwd=ROOT, env=_env(**env), stdout=subprocess.PIPE,
-                       stderr=subprocess.STDOUT, text=True, timeout=timeout)
-    return p.returncode, p.stdout
-
-
-def mim(*args, timeout=300):
-    return run([osp.join(BIN, 'mim'), *args], timeout=timeout)
 
 
 def test_metrics(log):
@@ -67,12 +45,10 @@ def _check_metrics(metrics, prefix):
 
 
 @pytest.fixture(scope='module')
-def trained(tmp_path_factory):
-    """One ``mim train`` iteration of the tiny COCO model; returns (work_dir, log)."""
-    work = str(tmp_path_factory.mktemp('mim') / 'train')
-    rc, log = mim('train', 'mmpose', TINY_COCO, '--work-dir', work, '--gpus', '0')
-    assert rc == 0, log[-4000:]
-    return work, log
+def trained(tiny_coco_trained):
+    """One ``mim train`` iteration of the tiny COCO model (shared with the other end-to-end
+    tests, tests/test_e2e/conftest.py); (work_dir, log)."""
+    return tiny_coco_trained
 
 
 def test_train_writes_checkpoint_loadable_weights_only(trained):
@@ -166,7 +142,7 @@ def test_distributed_cpu_gloo_with_load_from(trained, tmp_path):
     work, _ = trained
     dist_dir = str(tmp_path / 'dist')
     port = str(29500 + os.getpid() % 1000)
-    rc, log = run([osp.join(BIN, 'mim'), 'train', 'mmpose', TINY_COCO, '--launcher', 'pytorch',
+    rc, log = run_command([osp.join(BIN, 'mim'), 'train', 'mmpose', TINY_COCO, '--launcher', 'pytorch',
                    '--gpus', '2', '--port', port, '--work-dir', dist_dir,
                    '--cfg-options', *CPU_DDP_OPTIONS,
                    'train_dataloader.batch_size=2', 'train_cfg.max_epochs=2',

@@ -225,3 +225,22 @@ def test_benchmark_variant_peak_and_cid_rows(tmp_path):
         assert c['persons_found'] == 2
         assert c['fuse_conv_bn'] is r['variant'].endswith('-fused')
         assert abs(r['ratio_to_cid'] - r['per_image_ms'] / c['median_ms']) < 1e-9
+
+
+def test_help_imports_neither_torch_nor_the_package():
+    """``tools/benchmark.py --help`` prints its usage before anything heavy is imported."""
+    import subprocess
+    import sys
+    code = ('import runpy, sys\n'
+            "sys.argv = ['benchmark.py', '--help']\n"
+            'try:\n'
+            f"    runpy.run_path({osp.join(ROOT, 'tools', 'benchmark.py')!r}, "
+            "run_name='__main__')\n"
+            'except SystemExit as e:\n'
+            '    assert e.code == 0, e.code\n'
+            "print('HEAVY', sorted(m for m in ('torch', 'mmpose', 'mmengine', 'logocap_mm') "
+            'if m in sys.modules))\n')
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                         check=True).stdout
+    assert '--persons' in out and '--checkpoint' in out
+    assert out.strip().splitlines()[-1] == 'HEAVY []'

@@ -1,6 +1,7 @@
 """tools/make_synthetic.py: determinism, COCO validity (MMPose CocoDataset bottom-up and
 CocoMetric on the ground truth -> AP 1.0), annotation semantics and the tiny config."""
 import filecmp
+import sys
 import json
 import os
 import os.path as osp
@@ -204,3 +205,32 @@ def test_crowded_split(synth, tmp_path):
     assert filecmp.cmp(osp.join(out, 'annotations', 'person_keypoints_val.json'),
                        osp.join(out2, 'annotations', 'person_keypoints_val.json'),
                        shallow=False)
+
+
+def test_demo_schedules_standard_default_short_one_variable_away(tmp_path):
+    """`make demo` trains the 8-epoch tiny_synthetic.py; DEMO_SCHEDULE=short the 6-epoch
+    tiny_synthetic_short.py, which differs in the schedule only."""
+    import subprocess
+    from mmengine.config import Config
+    std = Config.fromfile(osp.join(ROOT, 'configs', 'logocap', 'tiny_synthetic.py'))
+    short = Config.fromfile(osp.join(ROOT, 'configs', 'logocap', 'tiny_synthetic_short.py'))
+    for cfg, epochs in ((std, 8), (short, 6)):
+        assert cfg.train_cfg.max_epochs == epochs
+        step = [s for s in cfg.param_scheduler if s['type'] == 'MultiStepLR'][0]
+        assert step['end'] == epochs and step['milestones'] == [epochs - 1]
+    for key in ('model', 'train_dataloader', 'optim_wrapper', 'codec', 'randomness'):
+        assert std[key] == short[key], key
+    with open(osp.join(ROOT, 'tools', 'synthetic_demo.sh')) as f:
+        text = f.read()
+    assert 'DEMO_SCHEDULE=${DEMO_SCHEDULE:-standard}' in text
+    assert 'standard) CFG=configs/logocap/tiny_synthetic.py' in text
+    assert 'short) CFG=configs/logocap/tiny_synthetic_short.py' in text
+    # no end-of-training validation: step 3's 'full' mim test is the same evaluation
+    assert 'train_cfg.val_begin=$(( MAX_EPOCHS + 1 ))' in text
+    # an unknown schedule stops before anything is generated or trained
+    env = dict(os.environ, DEMO_SCHEDULE='medium', VENV=osp.dirname(osp.dirname(sys.executable)),
+               WORK_DIR=str(tmp_path / 'w'), SYNTHETIC_ROOT=str(tmp_path / 'd') + '/')
+    p = subprocess.run(['bash', osp.join(ROOT, 'tools', 'synthetic_demo.sh')], env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2 and "DEMO_SCHEDULE must be 'standard' or 'short'" in p.stderr
+    assert not (tmp_path / 'd').exists() and not (tmp_path / 'w').exists()
