@@ -2,12 +2,13 @@
 machine's peak throughput, all timed in one run.
 
     python tools/benchmark_peak.py [CONFIG] [--input-size 512] [--threads 2] [--repeats 5]
-        [--onnx LABEL=NETWORK.onnx ...] [--out peak.json]
+        [--int8] [--onnx LABEL=NETWORK.onnx ...] [--out peak.json]
 
 The peak is the best GFLOP/s of several convolutions and a GEMM (PyTorch and ONNX Runtime
 kernels); every entry is timed once per round, rounds interleaved, with the same thread
-count (:mod:`logocap_mm.benchmark.fractions`). ``--onnx`` adds further network graphs with
-the input ``input`` (1, 3, S, S), e.g. an INT8 one. Random weights.
+count (:mod:`logocap_mm.benchmark.fractions`). ``--int8`` adds a static INT8 (QDQ) copy of
+the ONNX network graph; ``--onnx`` further network graphs with the input ``input``
+(1, 3, S, S). Random weights.
 """
 import argparse
 import json
@@ -28,6 +29,8 @@ def parse_args(argv=None):
     p.add_argument('--input-size', type=int, default=512)
     p.add_argument('--threads', type=int, default=2)
     p.add_argument('--repeats', type=int, default=5, help='interleaved rounds')
+    p.add_argument('--int8', action='store_true',
+                   help='also time a static INT8 (QDQ) copy of the ONNX network graph')
     p.add_argument('--onnx', nargs='*', default=[], metavar='LABEL=FILE',
                    help='further network graphs to time (input "input" (1, 3, S, S))')
     p.add_argument('--out', default=None, help='JSON results file')
@@ -69,7 +72,7 @@ def main(argv=None):
     tmp = tempfile.mkdtemp(prefix='logocap_peak_')
     try:
         res = measure_fractions(model, fi, args.input_size, args.threads, tmp, args.repeats,
-                                extra)
+                                extra, int8=args.int8)
     finally:
         shutil.rmtree(tmp)
     res.update(config=args.config, input_size=args.input_size, torch=torch.__version__,

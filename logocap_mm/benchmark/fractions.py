@@ -92,11 +92,35 @@ def export_network(model: nn.Module, flip_indices, size: int, path: str) -> None
     prog.save(path)
 
 
+def quantize_network(fp32_path: str, out: str, size: int, count: int = 4) -> None:
+    """Static INT8 of a network graph for speed measurements: ONNX Runtime's
+    ``quantize_static`` (QDQ, per-channel int8 weights, uint8 activations, MinMax) calibrated
+    on ``count`` random inputs (the values only set the scales; the speed does not depend on
+    them, the accuracy would)."""
+    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod,
+                                          QuantFormat, QuantType, quantize_static)
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            rng = np.random.RandomState(0)
+            self.items = iter([{'input': rng.randn(1, 3, size, size).astype(np.float32)}
+                               for _ in range(count)])
+
+        def get_next(self):
+            return next(self.items, None)
+
+    quantize_static(fp32_path, out, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                    calibrate_method=CalibrationMethod.MinMax)
+
+
 def measure_fractions(model: nn.Module, flip_indices, size: int, threads: int, tmpdir: str,
-                      repeats: int = 5, extra_onnx: Optional[Dict[str, str]] = None) -> Dict:
-    """Time the peak candidates and the network stage (PyTorch variants, ONNX Runtime fp32
-    and ``extra_onnx`` {label: network .onnx with input 'input' (1, 3, S, S)}) in interleaved
-    rounds; returns dict(peak, stages {name: ms, gflops_per_s, fraction}, gflop, load)."""
+                      repeats: int = 5, extra_onnx: Optional[Dict[str, str]] = None,
+                      int8: bool = False) -> Dict:
+    """Time the peak candidates and the network stage (PyTorch variants, ONNX Runtime fp32,
+    with ``int8`` its :func:`quantize_network` copy, and ``extra_onnx`` {label: network .onnx
+    with input 'input' (1, 3, S, S)}) in interleaved rounds; returns dict(peak, stages
+    {name: ms, gflops_per_s, fraction}, gflop, load)."""
     from logocap_mm.models.precision import use_plan
     x = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(0))
     xn = x.numpy()
@@ -110,7 +134,12 @@ def measure_fractions(model: nn.Module, flip_indices, size: int, threads: int, t
         fns[k], kernel_flops[k] = f, fl
     path = osp.join(tmpdir, 'network_fp32.onnx')
     export_network(copy.deepcopy(model), flip_indices, size, path)
-    onnx_files = {'onnxruntime fp32': path, **dict(extra_onnx or {})}
+    onnx_files = {'onnxruntime fp32': path}
+    if int8:
+        q = osp.join(tmpdir, 'network_int8.onnx')
+        quantize_network(path, q, size)
+        onnx_files['onnxruntime int8 (QDQ)'] = q
+    onnx_files.update(extra_onnx or {})
     stages = {}
     for v in STAGE_VARIANTS:   # one copy each: the layouts are not switched between rounds
         plan, m = plan_for(v, 'cpu'), copy.deepcopy(model)

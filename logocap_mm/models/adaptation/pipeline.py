@@ -236,13 +236,11 @@ class LogoCapDecoder(nn.Module):
             trace: a dict to fill with every intermediate (keys: :meth:`decode`).
             on_stage: ``on_stage(name, phase)`` with phase 'start' / 'end' around the
                 stages 'initial', 'local' (not for 'none'), 'global' | 'partial' | 'none'.
-            local_valid_only: batch 1 only: the local and refinement stages (KEM sampling,
-                CMP; 'partial', or 'full' with the plain global path and its KAM
-                convolution as a loop over the slots) run on the n valid slots (a prefix of
-                the score-sorted top-k) and are padded back to T (keypoints P0, values 0),
-                so their cost follows the number of people when T is fixed (``trim=False``,
-                the ONNX graph). The valid slots' results are the same; it reads n from the
-                device.
+            local_valid_only: batch 1 only: the local stage (KEM sampling, CMP) runs on the
+                valid slots (a prefix of the score-sorted top-k) and its outputs are padded
+                back to T with zeros (P0 for 'partial' keypoints), so its cost follows the
+                number of people when T is fixed (``trim=False``, the ONNX graph). The
+                valid slots' results are the same; it reads the count from the device.
 
         Returns:
             dict(keypoints (B, T, K, 2) I, keypoint_scores (B, T, K), scores (B, T) pose
@@ -275,7 +273,10 @@ class LogoCapDecoder(nn.Module):
         if n is not None and level == 'partial':
             kpts, vals = self.refine(level, hr, poses[:, :n], local)
             kpts, vals = _pad_slots(kpts, poses.shape[1], poses), _pad_slots(vals, poses.shape[1])
-        elif n is not None and level == 'full':  # the plain path on the n valid slots
+        elif n is not None and level == 'full':
+            # the global stage on the n valid slots too (plain path, the KAM convolution as
+            # a loop over the slots: no group count that depends on n), padded back to T
+            # with (P0, 0): its cost follows the number of people in the exported graph
             kpts, vals = self.global_adaptation(hr, poses[:, :n], local['kams'], fast=False,
                                                 per_slot=True)
             kpts, vals = _pad_slots(kpts, poses.shape[1], poses), _pad_slots(vals, poses.shape[1])
