@@ -29,6 +29,8 @@ def parse_args(argv=None):
     p.add_argument('--input-size', type=int, default=512)
     p.add_argument('--threads', type=int, default=2)
     p.add_argument('--repeats', type=int, default=5, help='interleaved rounds')
+    p.add_argument('--min-time', type=float, default=0.5,
+                   help='seconds per sample of a peak kernel (repeated calls)')
     p.add_argument('--int8', action='store_true',
                    help='also time a static INT8 (QDQ) copy of the ONNX network graph')
     p.add_argument('--onnx', nargs='*', default=[], metavar='LABEL=FILE',
@@ -72,7 +74,7 @@ def main(argv=None):
     tmp = tempfile.mkdtemp(prefix='logocap_peak_')
     try:
         res = measure_fractions(model, fi, args.input_size, args.threads, tmp, args.repeats,
-                                extra, int8=args.int8)
+                                extra, int8=args.int8, min_time=args.min_time)
     finally:
         shutil.rmtree(tmp)
     res.update(config=args.config, input_size=args.input_size, torch=torch.__version__,

@@ -116,11 +116,12 @@ def quantize_network(fp32_path: str, out: str, size: int, count: int = 4) -> Non
 
 def measure_fractions(model: nn.Module, flip_indices, size: int, threads: int, tmpdir: str,
                       repeats: int = 5, extra_onnx: Optional[Dict[str, str]] = None,
-                      int8: bool = False) -> Dict:
+                      int8: bool = False, min_time: float = 0.5) -> Dict:
     """Time the peak candidates and the network stage (PyTorch variants, ONNX Runtime fp32,
     with ``int8`` its :func:`quantize_network` copy, and ``extra_onnx`` {label: network .onnx
     with input 'input' (1, 3, S, S)}) in interleaved rounds; returns dict(peak, stages
-    {name: ms, gflops_per_s, fraction}, gflop, load)."""
+    {name: ms, gflops_per_s, fraction}, gflop, load). Each kernel sample repeats its kernel
+    for ``min_time`` seconds (a stage sample is one call)."""
     from logocap_mm.models.precision import use_plan
     x = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(0))
     xn = x.numpy()
@@ -153,7 +154,7 @@ def measure_fractions(model: nn.Module, flip_indices, size: int, threads: int, t
         stages[label] = (lambda sess=sess: sess.run(None, {'input': xn}))
     load = os.getloadavg()
     with torch.no_grad():
-        ts = time_rounds({**fns, **stages}, repeats, warmup=1, min_time=0.05)
+        ts = time_rounds({**fns, **stages}, repeats, warmup=1, min_time=min_time)
     by = {k: dict(max_gflops=kernel_flops[k] / min(ts[k]) / 1e9) for k in fns}
     best = max(by, key=lambda k: by[k]['max_gflops'])
     peak = by[best]['max_gflops']

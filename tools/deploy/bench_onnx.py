@@ -9,10 +9,14 @@ them), exports it (``export_model``, timed), then times on one ``S x S`` canvas,
 
 * PyTorch: backbone + heads (image and mirror as one batch) + flip merge, then the decoder
   (fast global path, slots trimmed to the valid centres) on a synthetic scene of exactly N
-  people swapped in for the heatmaps and offsets (as ``tools/benchmark.py`` does);
+  people swapped in for the heatmaps and offsets (as ``tools/benchmark.py`` does); the
+  network as written (contiguous fp32), and with ``--torch-default`` also in the plan that
+  ``predict`` uses by default (``test_cfg.memory_format='auto'``: channels_last on CPU);
 * ONNX Runtime: the whole graph (network, flip, decoder) and the numpy pose NMS / people cap
   on its outputs. The graph decodes the network's own centre map, so N is set through the
-  centre channel (constant 0: one valid slot; constant 1: all 30), one export per N.
+  centre channel (constant 0: only the best slot is kept, so the graph's stages run on one
+  slot, whose pose score is 0 and which is then not returned; constant 1: all 30), one
+  export per N.
 
 ``--peers``: MMPose's CID (W32, 512, flip) and RTMO-s/-m/-l (640) exported to ONNX and run
 on ONNX Runtime for the same N (:mod:`logocap_mm.benchmark.peers_onnx`: the network in the
@@ -51,6 +55,10 @@ def parse_args(argv=None):
     p.add_argument('--adaptation', default='full', choices=('full', 'partial', 'none'))
     p.add_argument('--onnx', default=None, help='where to write the exported file '
                    '(default: a temporary file, removed afterwards)')
+    p.add_argument('--torch-default', action='store_true',
+                   help="also time PyTorch with the network in the test_cfg's plan, as "
+                   "predict() runs it (CPU default: channels_last); the plain PyTorch side "
+                   'runs it as written (contiguous fp32)')
     p.add_argument('--peers', nargs='*', default=[],
                    choices=('cid', 'rtmo-s', 'rtmo-m', 'rtmo-l'),
                    help='also time these MMPose models exported to ONNX (same runtime, '
@@ -128,6 +136,15 @@ def main(argv=None):
                  input_scale=np.float32([S, S]))
     K = head.num_keypoints
     fns, found, ort_valid, paths = {}, {}, {}, []
+    if args.torch_default:   # a copy: its layout is not switched between rounds
+        import copy
+
+        from logocap_mm.models.precision import resolve_plan, use_plan
+        model_d = copy.deepcopy(model)
+        plan = resolve_plan(model_d.test_cfg, 'cpu')
+        out['torch_default_plan'] = dict(channels_last=plan.channels_last,
+                                         dtype=str(plan.dtype),
+                                         fuse_conv_bn=plan.fuse_conv_bn)
     for n in args.persons:
         # the ONNX graph runs on the network's own centre map: a constant centre channel
         # gives exactly n valid slots (0 -> only the first slot, 1 -> every top-k peak)
@@ -162,6 +179,14 @@ def main(argv=None):
                 head._to_instances(_decode(head, hm_n, off_n, e2, [(S, S)])[0])
 
         fns[('torch', n)], fns[('ort', n)] = torch_image, ort_image
+        if args.torch_default:
+            def default_image(hm_n=hm_n, off_n=off_n):
+                # the network as predict() runs it: the test_cfg's plan (CPU: channels_last)
+                with torch.no_grad(), use_plan(plan):
+                    _, _, e2 = model_d.head.flip_merge(*_flip_pair(model_d, x), flip_idx)
+                    model_d.head._to_instances(_decode(model_d.head, hm_n, off_n, e2,
+                                                       [(S, S)])[0])
+            fns[('torch_default', n)] = default_image
     peers = {}
     if args.peers:
         from logocap_mm.benchmark.peers_onnx import build_peer, published_ap
@@ -182,12 +207,17 @@ def main(argv=None):
         t_pt, t_ort = t[('torch', n)], t[('ort', n)]
         row = dict(persons=n, torch_poses=found[n], ort_valid=ort_valid[n], torch=t_pt,
                    ort=t_ort, ratio=t_ort['min_ms'] / t_pt['min_ms'])
+        if args.torch_default:
+            row['torch_default'] = t[('torch_default', n)]
+            row['ratio_to_default'] = t_ort['min_ms'] / t[('torch_default', n)]['min_ms']
         for name in args.peers:
             row[name] = dict(t[(name, n)], poses=peers[name]['poses'][n],
                              ratio_to_ours=t[(name, n)]['min_ms'] / t_ort['min_ms'])
         rows.append(row)
         print(f'N={n}: PyTorch {t_pt["min_ms"]:.0f} ms, ORT {t_ort["min_ms"]:.0f} ms '
               f'(x{row["ratio"]:.2f}, min of {args.repeats})' +
+              (f', PyTorch default {row["torch_default"]["min_ms"]:.0f} ms (ORT '
+               f'x{row["ratio_to_default"]:.2f})' if args.torch_default else '') +
               ''.join(f', {k} {t[(k, n)]["min_ms"]:.0f} ms' for k in args.peers), flush=True)
     out['peers'] = peers
     for p in os.listdir(tmpdir):
