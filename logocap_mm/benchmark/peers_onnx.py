@@ -274,8 +274,7 @@ def published_ap() -> Dict[str, dict]:
             for m in doc.get('Models', []):
                 if m.get('Name') == stem and m.get('Results'):
                     ap = m['Results'][0].get('Metrics', {}).get('AP')
+                    rel = osp.relpath(yml, osp.join(osp.dirname(cfg), *['..'] * 3))
                     out[name] = dict(ap=None if ap is None else round(100. * float(ap), 1),
-                                     source='MMPose model zoo (' + osp.relpath(
-                                         yml, osp.dirname(osp.dirname(osp.dirname(osp.dirname(cfg))))) +
-                                     ')')
+                                     source=f'MMPose model zoo ({rel})')
     return out
