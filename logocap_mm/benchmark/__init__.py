@@ -5,7 +5,10 @@ Modules by concept: :mod:`.scene` (a synthetic N-person head output), :mod:`.tim
 (FLOP counting), :mod:`.memory` (peak-memory probes in fresh processes), :mod:`.models`
 (config loading, model building, the dataset's flip pairs), :mod:`.dekr` (MMPose's DEKR
 baseline), :mod:`.options` (the settings), :mod:`.run` (a whole run), :mod:`.report`
-(markdown).
+(markdown), :mod:`.peak` (the machine's peak: the best of several kernels),
+:mod:`.fractions` (the network stage in every runtime against it,
+``tools/benchmark_peak.py``), :mod:`.peers_onnx` (CID and RTMO on ONNX Runtime,
+``tools/deploy/bench_onnx.py --peers``).
 """
 from .options import BenchmarkOptions
 from .report import markdown

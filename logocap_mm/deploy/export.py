@@ -81,12 +81,13 @@ def decode_padded(head, hm: Tensor, off: Tensor, emb: Tensor, adaptation: str,
     plain global path.
 
     ``trim_slots`` (levels 'partial' / 'full'): the same stages, but the local stage (KEM
-    sampling and the CMP) runs on the valid slots only (a prefix of the score-sorted top-k;
-    its length is a graph value, so the CMP's cost follows the number of people) and its
-    KAMs are padded back to T with zeros; the global stage always runs on the T slots (its
-    KAM convolution is one ``Conv`` whose ``group`` attribute, T*K, must be static).
-    ``trim_slots=False``: a graph without data-dependent shapes. Both give the same valid
-    slots.
+    sampling and the CMP) and the refinement ('partial', or the global stage: windows,
+    Gaussian, the KAM convolution as a ``Scan`` over the slots of one ``Conv`` with
+    ``group = K``, top-2) run on the valid slots only (a prefix of the score-sorted top-k;
+    its length n is a graph value, so their cost follows the number of people) and are
+    padded back to T. ``trim_slots=False``: every stage on the T slots, a graph without
+    data-dependent shapes (the KAM convolution is one ``Conv`` of T*K groups). Both give
+    the same valid slots.
 
     Returns dict(keypoints (B, T, K, 2) I, keypoint_scores (B, T, K), scores (B, T),
     valid (B, T) = centre validity and a positive pose score, center_scores (B, T)).

@@ -287,6 +287,41 @@ def test_padded_slots_graph_gives_the_same_poses(conv, tmp_path):
                                    atol=1e-6)
 
 
+
+def _convs(graph, found):
+    """(group, in-Scan) of every Conv in ``graph`` and its subgraphs."""
+    for node in graph.node:
+        if node.op_type == 'Conv':
+            g = [a.i for a in node.attribute if a.name == 'group']
+            found.append((g[0] if g else 1, graph.name))
+        for a in node.attribute:
+            if a.g is not None and a.g.node:
+                _convs(a.g, found)
+    return found
+
+
+def test_global_stage_cost_follows_the_valid_slots(conv):
+    """The default 'full' graph computes the KAM convolution in a ``Scan`` over the valid
+    slots (one Conv of K groups per step), not as one Conv of T*K groups; the padded-slots
+    graph keeps the static T*K-group Conv. (Its time at 1 and 30 people:
+    tools/deploy/bench_onnx.py.)"""
+    import onnx
+
+    from logocap_mm.deploy.export import export_model
+    K, T = conv['model'].head.num_keypoints, conv['model'].head.pose_decoder.topk
+    m = onnx.load(_export(conv, 'full'))
+    scans = [n for n in m.graph.node if n.op_type == 'Scan']
+    assert len(scans) == 1
+    body = [a.g for a in scans[0].attribute if a.name == 'body'][0]
+    groups = _convs(m.graph, [])
+    assert [(g, name) for g, name in groups if name == body.name] == [(K, body.name)]
+    assert all(g != T * K for g, _ in groups)
+    out = str(conv['tmp'] / 'full_padded.onnx')
+    export_model(conv['model'], conv['cfg'], out, adaptation='full', trim_slots=False)
+    mp = onnx.load(out)
+    assert not [n for n in mp.graph.node if n.op_type == 'Scan']
+    assert (T * K, mp.graph.name) in _convs(mp.graph, [])
+
 # the runtime's own imports: numpy, OpenCV (its .libs folder) and ONNX Runtime
 RUNTIME_DEPS = ('numpy', 'numpy.libs', 'cv2', 'opencv_python.libs', 'onnxruntime')
 

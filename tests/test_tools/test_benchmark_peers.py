@@ -5,7 +5,8 @@ import pytest
 import torch
 
 import logocap_mm  # noqa: F401
-from logocap_mm.benchmark.peak import conv_flops, fraction_of_peak, measure_peak
+from logocap_mm.benchmark.peak import (conv_flops, fraction_of_peak, gemm_flops, kernel_name,
+                                       measure_peak, peak_kernels)
 
 
 def test_conv_flops_is_what_torch_counts():
@@ -16,18 +17,29 @@ def test_conv_flops_is_what_torch_counts():
     assert fc.get_total_flops() == conv_flops(2, 8, 16, 3) == 2 * 2 * 8 * 8 * 9 * 16 * 16
 
 
-def test_measure_peak_fp32_and_bf16_on_cpu():
-    peak = measure_peak('cpu', batch=1, channels=16, size=16, repeats=2, warmup=1,
-                        min_time=0.005)
-    assert set(peak) >= {'fp32', 'bf16', 'shape', 'layout'}
-    assert peak['layout'] == 'channels_last' and peak['shape']['channels'] == 16
+def test_measure_peak_is_the_best_of_several_kernels_on_cpu():
+    """The peak is the best sample of the best of several convolutions and a GEMM, so a
+    stage that beats one convolution shape is not above it."""
+    ks = [dict(kind='conv', batch=1, channels=16, size=16, kernel=3),
+          dict(kind='conv', batch=2, channels=32, size=8, kernel=1),
+          dict(kind='gemm', m=64, n=48, k=32)]
+    peak = measure_peak('cpu', kernels=ks, repeats=3, warmup=1, min_time=0.005)
+    assert set(peak) >= {'fp32', 'bf16', 'kernels', 'layout'}
+    flops = {kernel_name(ks[0]): conv_flops(1, 16, 16), kernel_name(ks[1]): conv_flops(2, 32, 8, 1),
+             kernel_name(ks[2]): gemm_flops(64, 48, 32)}
+    assert flops[kernel_name(ks[2])] == 2 * 64 * 48 * 32
     for p in ('fp32', 'bf16'):
         r = peak[p]
-        assert r['gflop'] == pytest.approx(conv_flops(1, 16, 16) / 1e9)
-        assert 0 < r['gflops'] <= r['max_gflops']
+        assert set(r['by_kernel']) == set(flops)
+        assert r['gflops'] == max(v['max_gflops'] for v in r['by_kernel'].values()) > 0
+        assert all(0 < v['median_gflops'] <= v['max_gflops'] for v in r['by_kernel'].values())
+        assert r['gflop'] == pytest.approx(flops[r['kernel']] / 1e9)
         assert r['gflops'] == pytest.approx(r['gflop'] / (r['ms'] / 1e3), rel=1e-9)
     frac = fraction_of_peak({'backbone': peak['fp32']['gflops'] / 2}, peak)
     assert frac['backbone'] == pytest.approx(0.5)
+    # the default candidates: convolutions of several shapes and a GEMM
+    kinds = [k['kind'] for k in peak_kernels('cpu')]
+    assert kinds.count('conv') >= 3 and 'gemm' in kinds
 
 
 @pytest.fixture(scope='module')

@@ -1,20 +1,30 @@
 """ONNX Runtime (CPU) against the PyTorch model (default settings, fp32), per image.
 
     python tools/deploy/bench_onnx.py [CONFIG] [--checkpoint CKPT] [--input-size 512]
-        [--threads 2] [--persons 1 30] [--repeats 5] [--out bench_onnx.json]
+        [--threads 2] [--persons 1 30] [--repeats 5] [--peers cid rtmo-s rtmo-m rtmo-l]
+        [--out bench_onnx.json]
 
 One run: builds the model (random weights unless ``--checkpoint``; speed does not depend on
 them), exports it (``export_model``, timed), then times on one ``S x S`` canvas, flip test on:
 
 * PyTorch: backbone + heads (image and mirror as one batch) + flip merge, then the decoder
   (fast global path, slots trimmed to the valid centres) on a synthetic scene of exactly N
-  people swapped in for the heatmaps and offsets (as ``tools/benchmark.py`` does);
+  people swapped in for the heatmaps and offsets (as ``tools/benchmark.py`` does); the
+  network as written (contiguous fp32), and with ``--torch-default`` also in the plan that
+  ``predict`` uses by default (``test_cfg.memory_format='auto'``: channels_last on CPU);
 * ONNX Runtime: the whole graph (network, flip, decoder) and the numpy pose NMS / people cap
   on its outputs. The graph decodes the network's own centre map, so N is set through the
-  centre channel (constant 0: one valid slot; constant 1: all 30), one export per N.
+  centre channel (constant 0: only the best slot is kept, so the graph's stages run on one
+  slot, whose pose score is 0 and which is then not returned; constant 1: all 30), one
+  export per N.
 
-Both with the same number of intra-op threads, run alternately repeat by repeat (same load);
-the ratio is of the minima. Also: the runtime's cold start (a fresh
+``--peers``: MMPose's CID (W32, 512, flip) and RTMO-s/-m/-l (640) exported to ONNX and run
+on ONNX Runtime for the same N (:mod:`logocap_mm.benchmark.peers_onnx`: the network in the
+graph, NMS and keypoint decoding in numpy), with their published COCO AP from MMPose's
+model-zoo metafiles.
+
+Everything with the same number of intra-op threads, run alternately repeat by repeat (every
+model once per round, same load); ratios are of the minima. Also: the runtime's cold start (a fresh
 process in which torch, mmcv, mmengine and mmpose cannot be imported, as on a deployment
 machine: imports and session creation, then the first image) and the export time. Preprocessing (the
 canvas warp, identical code on both sides) is not in the per-image times.
@@ -45,22 +55,31 @@ def parse_args(argv=None):
     p.add_argument('--adaptation', default='full', choices=('full', 'partial', 'none'))
     p.add_argument('--onnx', default=None, help='where to write the exported file '
                    '(default: a temporary file, removed afterwards)')
+    p.add_argument('--torch-default', action='store_true',
+                   help="also time PyTorch with the network in the test_cfg's plan, as "
+                   "predict() runs it (CPU default: channels_last); the plain PyTorch side "
+                   'runs it as written (contiguous fp32)')
+    p.add_argument('--peers', nargs='*', default=[],
+                   choices=('cid', 'rtmo-s', 'rtmo-m', 'rtmo-l'),
+                   help='also time these MMPose models exported to ONNX (same runtime, '
+                   'threads and rounds)')
     p.add_argument('--out', default=None, help='JSON results file')
     return p.parse_args(argv)
 
 
-def _timeit_pair(fa, fb, repeats):
-    """Median and minimum of ``fa`` and ``fb``, run alternately (after one warm-up each) so
-    that both see the same machine load."""
-    fa(), fb()
-    ta, tb = [], []
+def _timeit_rounds(fns: dict, repeats: int) -> dict:
+    """Median and minimum ms of every callable in ``fns``, run in rounds (after one warm-up
+    each): every callable once per round, so that all see the same machine load."""
+    for f in fns.values():
+        f()
+    ts = {k: [] for k in fns}
     for _ in range(repeats):
-        for f, ts in ((fa, ta), (fb, tb)):
+        for k, f in fns.items():
             t = time.perf_counter()
             f()
-            ts.append(time.perf_counter() - t)
-    return [dict(median_ms=1e3 * statistics.median(ts), min_ms=1e3 * min(ts))
-            for ts in (ta, tb)]
+            ts[k].append(time.perf_counter() - t)
+    return {k: dict(median_ms=1e3 * statistics.median(v), min_ms=1e3 * min(v))
+            for k, v in ts.items()}
 
 
 def _decode(head, hm, off, emb, canvas):
@@ -116,7 +135,16 @@ def main(argv=None):
     cmeta = dict(input_size=(S, S), input_center=np.float32([S / 2, S / 2]),
                  input_scale=np.float32([S, S]))
     K = head.num_keypoints
-    rows, paths = [], []
+    fns, found, ort_valid, paths = {}, {}, {}, []
+    if args.torch_default:   # a copy: its layout is not switched between rounds
+        import copy
+
+        from logocap_mm.models.precision import resolve_plan, use_plan
+        model_d = copy.deepcopy(model)
+        plan = resolve_plan(model_d.test_cfg, 'cpu')
+        out['torch_default_plan'] = dict(channels_last=plan.channels_last,
+                                         dtype=str(plan.dtype),
+                                         fuse_conv_bn=plan.fuse_conv_bn)
     for n in args.persons:
         # the ONNX graph runs on the network's own centre map: a constant centre channel
         # gives exactly n valid slots (0 -> only the first slot, 1 -> every top-k peak)
@@ -132,9 +160,9 @@ def main(argv=None):
         out['onnx_mb'] = osp.getsize(path) / 2 ** 20
         paths.append(path)
         rt = LogoCapONNX(path, num_threads=args.threads)
-        o = rt.run(xn)
+        ort_valid[n] = int(rt.run(xn)['valid'].sum())
 
-        def ort_image():
+        def ort_image(rt=rt):
             o = rt.run(xn)
             to_instances(finalize(o['keypoints'], o['keypoint_scores'], o['scores'],
                                   o['valid'], rt.meta), cmeta)
@@ -143,17 +171,58 @@ def main(argv=None):
             hm, off, emb = model.head.flip_merge(*_flip_pair(model, x), flip_idx)
             sc = scene_fn(1, n, hm.shape[-2:], K, seed=0)
             hm_n, off_n = sc['heatmaps'].to(hm), sc['offsets'].to(off)
+            found[n] = len(_decode(head, hm_n, off_n, emb, [(S, S)])[0]['scores'])
 
-            def torch_image():
+        def torch_image(hm_n=hm_n, off_n=off_n):
+            with torch.no_grad():
                 _, _, e2 = model.head.flip_merge(*_flip_pair(model, x), flip_idx)
                 head._to_instances(_decode(head, hm_n, off_n, e2, [(S, S)])[0])
 
-            found = len(_decode(head, hm_n, off_n, emb, [(S, S)])[0]['scores'])
-            t_pt, t_ort = _timeit_pair(torch_image, ort_image, args.repeats)
-        rows.append(dict(persons=n, torch_poses=found, ort_valid=int(o['valid'].sum()),
-                         torch=t_pt, ort=t_ort, ratio=t_ort['min_ms'] / t_pt['min_ms']))
+        fns[('torch', n)], fns[('ort', n)] = torch_image, ort_image
+        if args.torch_default:
+            def default_image(hm_n=hm_n, off_n=off_n):
+                # the network as predict() runs it: the test_cfg's plan (CPU: channels_last)
+                with torch.no_grad(), use_plan(plan):
+                    _, _, e2 = model_d.head.flip_merge(*_flip_pair(model_d, x), flip_idx)
+                    model_d.head._to_instances(_decode(model_d.head, hm_n, off_n, e2,
+                                                       [(S, S)])[0])
+            fns[('torch_default', n)] = default_image
+    peers = {}
+    if args.peers:
+        from logocap_mm.benchmark.peers_onnx import build_peer, published_ap
+        out['peers_published_ap'] = published_ap()
+        for name in args.peers:
+            t0 = time.perf_counter()
+            runs, (pw, ph) = build_peer(name, tmpdir, args.persons, args.threads)
+            peers[name] = dict(export_s=time.perf_counter() - t0, input=[pw, ph])
+            xp = np.random.RandomState(0).randn(1, 3, ph, pw).astype(np.float32)
+            for n, run in runs.items():
+                peers[name].setdefault('poses', {})[n] = len(run(xp)['keypoints'])
+                fns[(name, n)] = (lambda run=run, xp=xp: run(xp))
+            print(f'{name}: exported in {peers[name]["export_s"]:.0f} s', flush=True)
+    out['load_before_timing'] = os.getloadavg()
+    t = _timeit_rounds(fns, args.repeats)
+    rows = []
+    for n in args.persons:
+        t_pt, t_ort = t[('torch', n)], t[('ort', n)]
+        row = dict(persons=n, torch_poses=found[n], ort_valid=ort_valid[n], torch=t_pt,
+                   ort=t_ort, ratio=t_ort['min_ms'] / t_pt['min_ms'])
+        if args.torch_default:
+            row['torch_default'] = t[('torch_default', n)]
+            row['ratio_to_default'] = t_ort['min_ms'] / t[('torch_default', n)]['min_ms']
+        for name in args.peers:
+            row[name] = dict(t[(name, n)], poses=peers[name]['poses'][n],
+                             ratio_to_ours=t[(name, n)]['min_ms'] / t_ort['min_ms'])
+        rows.append(row)
         print(f'N={n}: PyTorch {t_pt["min_ms"]:.0f} ms, ORT {t_ort["min_ms"]:.0f} ms '
-              f'(x{rows[-1]["ratio"]:.2f}, min of {args.repeats})', flush=True)
+              f'(x{row["ratio"]:.2f}, min of {args.repeats})' +
+              (f', PyTorch default {row["torch_default"]["min_ms"]:.0f} ms (ORT '
+               f'x{row["ratio_to_default"]:.2f})' if args.torch_default else '') +
+              ''.join(f', {k} {t[(k, n)]["min_ms"]:.0f} ms' for k in args.peers), flush=True)
+    out['peers'] = peers
+    for p in os.listdir(tmpdir):
+        if p.endswith('.onnx') and osp.join(tmpdir, p) not in paths:
+            os.remove(osp.join(tmpdir, p))
     path = paths[-1]
     out['rows'] = rows
     cold = subprocess.run([sys.executable, '-c', COLD, path, str(args.threads), str(S)],
@@ -165,7 +234,7 @@ def main(argv=None):
     if not args.onnx:
         for p in paths:
             os.remove(p)
-        os.rmdir(tmpdir)
+    os.rmdir(tmpdir)
     text = json.dumps(out, indent=2)
     print(text)
     if args.out:

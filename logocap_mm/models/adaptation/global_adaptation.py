@@ -50,13 +50,16 @@ class LogoCapGlobalAdaptation(nn.Module):
     # ---------------------------------------------------------------- decode
     def forward(self, heatmaps_up: Tensor, poses: Tensor, kams: Tensor,
                 valid: Optional[Tensor] = None,
-                fast: Optional[bool] = None) -> Tuple[Tensor, Tensor]:
+                fast: Optional[bool] = None, per_slot: bool = False) -> Tuple[Tensor, Tensor]:
         """(B, K, H, W), (B, T, K, 2), clamped (B, T, K, k, k) -> keypoints (B, T, K, 2) in I
         and values (B, T, K). ``valid`` (B, T): slots to compute (others return (P0, 0));
-        ``fast``: None = ``self.fast``. ``valid=None, fast=False`` has no host sync."""
+        ``fast``: None = ``self.fast``. ``valid=None, fast=False`` has no host sync.
+        ``per_slot`` (plain path): the KAM convolution as a loop over the T slots (same
+        values; an exported graph with a data-dependent T then costs in proportion to T)."""
         return global_adaptation(heatmaps_up, poses, kams, size=self.window_size,
                                  sigma=self.window_sigma, lam=self.convex_lambda,
-                                 fast=self.fast if fast is None else fast, valid=valid)
+                                 fast=self.fast if fast is None else fast, valid=valid,
+                                 per_slot=per_slot)
 
     @staticmethod
     def partial(kem: Tensor, kams: Tensor) -> Tuple[Tensor, Tensor]:

@@ -271,6 +271,13 @@ class LogoCapDecoder(nn.Module):
         if n is not None and level == 'partial':
             kpts, vals = self.refine(level, hr, poses[:, :n], local)
             kpts, vals = _pad_slots(kpts, poses.shape[1], poses), _pad_slots(vals, poses.shape[1])
+        elif n is not None and level == 'full':
+            # the global stage on the n valid slots too (plain path, the KAM convolution as
+            # a loop over the slots: no group count that depends on n), padded back to T
+            # with (P0, 0): its cost follows the number of people in the exported graph
+            kpts, vals = self.global_adaptation(hr, poses[:, :n], local['kams'], fast=False,
+                                                per_slot=True)
+            kpts, vals = _pad_slots(kpts, poses.shape[1], poses), _pad_slots(vals, poses.shape[1])
         else:
             kpts, vals = self.refine(level, hr, poses, _padded_local(local, n, poses.shape[1]),
                                      valid if trim else None, fast)

@@ -27,15 +27,17 @@ from torch import Tensor
 
 from .global_adapt_fast import fast_rows
 from .global_windows import (_check_maps_poses, _check_size, _sample_rows, gaussian_window,
-                             kam_convolution, sample_windows, top2_decode)
+                             kam_convolution, kam_convolution_per_slot, sample_windows,
+                             top2_decode)
 
-__all__ = ['gaussian_window', 'sample_windows', 'kam_convolution', 'top2_decode',
-           'global_adaptation', 'partial_decode']
+__all__ = ['gaussian_window', 'sample_windows', 'kam_convolution', 'kam_convolution_per_slot',
+           'top2_decode', 'global_adaptation', 'partial_decode']
 
 
 def global_adaptation(heatmaps_up: Tensor, poses: Tensor, kams: Tensor, size: int = 97,
                       sigma: float = 16., lam: float = 0.75, fast: bool = True,
-                      valid: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+                      valid: Optional[Tensor] = None,
+                      per_slot: bool = False) -> Tuple[Tensor, Tensor]:
     """Full LOGO-CA refinement of initial poses.
 
     Args:
@@ -45,6 +47,9 @@ def global_adaptation(heatmaps_up: Tensor, poses: Tensor, kams: Tensor, size: in
         size, sigma, lam: window side (97), Gaussian sigma (16), top-2 weight (0.75).
         fast: use the pruned path (same result, see module docstring).
         valid: optional (B, T) bool; invalid slots are skipped and return (P0, 0).
+        per_slot: plain path only: the KAM convolution as a loop over the slots
+            (:func:`kam_convolution_per_slot`, same values), so that an exported graph's
+            cost follows a data-dependent T.
 
     Returns:
         keypoints (B, T, K, 2) in I (``P0 + top-2 offset``), values (B, T, K) (the convex
@@ -86,7 +91,7 @@ def global_adaptation(heatmaps_up: Tensor, poses: Tensor, kams: Tensor, size: in
     else:
         win = _sample_rows(maps, mrow, P.reshape(-1, 2), size).reshape(N, K, size, size)
         G = win * gaussian_window(size, sigma, heatmaps_up.device, dt)
-        R = kam_convolution(G, KA)
+        R = (kam_convolution_per_slot if per_slot else kam_convolution)(G, KA)
         off, v = top2_decode(R, lam)
     kp = P + off
     if sel is None:

@@ -14,7 +14,8 @@ from torch import Tensor
 
 from logocap_mm.utils.bilinear import axis_weights, bilinear_combine
 
-__all__ = ['gaussian_window', 'sample_windows', 'kam_convolution', 'top2_decode']
+__all__ = ['gaussian_window', 'sample_windows', 'kam_convolution', 'kam_convolution_per_slot',
+           'top2_decode']
 
 
 def _check_size(size: int, name: str = 'size') -> None:
@@ -117,6 +118,34 @@ def kam_convolution(windows: Tensor, kams: Tensor) -> Tensor:
     kern = torch.flip(kams.reshape(n, 1, k, k) / float(k * k), [2, 3]).to(windows.dtype)
     out = F.conv2d(windows.reshape(1, n, S1, S2), kern, padding=k // 2, groups=n)
     return out.reshape(*lead, S1, S2)
+
+
+def kam_convolution_per_slot(windows: Tensor, kams: Tensor) -> Tensor:
+    """:func:`kam_convolution` of N slots as a loop over the slots (``scan``), each step one
+    ``conv2d`` of K groups. Same values; no group count that depends on N, so an exported
+    graph (one ONNX ``Scan`` around a ``Conv`` with ``group = K``) has a cost that follows a
+    data-dependent N.
+
+    Args:
+        windows: (N, K, S, S) Gaussian-weighted windows; kams: (N, K, k, k), odd k.
+
+    Returns:
+        (N, K, S, S).
+    """
+    if windows.dim() != 4 or kams.dim() != 4 or windows.shape[:2] != kams.shape[:2] or \
+            kams.shape[-1] != kams.shape[-2] or kams.shape[-1] % 2 == 0:
+        raise ValueError(f'windows (N, K, S, S) and kams (N, K, k, k) with odd k must share '
+                         f'N and K, got {tuple(windows.shape)} and {tuple(kams.shape)}')
+    from torch._higher_order_ops.scan import scan
+    K, k = windows.shape[1], kams.shape[-1]
+    kern = torch.flip(kams / float(k * k), [2, 3]).to(windows.dtype)
+
+    def step(carry: Tensor, xs: Tuple[Tensor, Tensor]):
+        w, kk = xs                                                     # (K, S, S), (K, k, k)
+        r = F.conv2d(w[None], kk[:, None], padding=k // 2, groups=K)[0]
+        return carry + 0, r                          # a new carry tensor (no aliasing)
+
+    return scan(step, windows.new_zeros(()), (windows, kern))[1]
 
 
 def top2_decode(response: Tensor, lam: float = 0.75) -> Tuple[Tensor, Tensor]:

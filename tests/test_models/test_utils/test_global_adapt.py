@@ -117,6 +117,34 @@ def test_global_adaptation_bad_input():
         ga.global_adaptation(Hr, P0, kam, lam=1.5)
 
 
+
+def test_kam_convolution_per_slot_equals_grouped():
+    """The slot loop gives the grouped convolution's values, one-hot KAMs shift as there,
+    and zero slots give an empty response."""
+    g = torch.Generator().manual_seed(3)
+    G = torch.rand(4, 3, 21, 21, generator=g)
+    kam = torch.rand(4, 3, 5, 5, generator=g)
+    R = ga.kam_convolution_per_slot(G, kam)
+    assert R.shape == (4, 3, 21, 21)
+    assert (R - ga.kam_convolution(G, kam)).abs().max().item() < 1e-6
+    delta = torch.zeros(2, 1, 21, 21)
+    delta[:, 0, 10, 10] = 1.
+    hot = torch.zeros(2, 1, 5, 5)
+    hot[0, 0, 0, 4], hot[1, 0, 3, 1] = 1., 1.
+    R = ga.kam_convolution_per_slot(delta, hot)
+    for n, (i, j) in enumerate([(0, 4), (3, 1)]):
+        a, b = divmod(int(R[n, 0].argmax()), 21)
+        assert (b - 10, a - 10) == (j - 2, i - 2) and R[n].max().item() == pytest.approx(1 / 25)
+    assert ga.kam_convolution_per_slot(G[:0], kam[:0]).shape == (0, 3, 21, 21)
+    with pytest.raises(ValueError, match='share'):
+        ga.kam_convolution_per_slot(G, kam[:3])
+    # the full refinement through the loop equals the grouped one
+    Hr = torch.rand(1, 3, 40, 50, generator=g)
+    P0 = torch.rand(1, 4, 3, 2, generator=g) * 40
+    kp0, v0 = ga.global_adaptation(Hr, P0, kam[None], size=21, fast=False)
+    kp1, v1 = ga.global_adaptation(Hr, P0, kam[None], size=21, fast=False, per_slot=True)
+    assert torch.equal(kp0, kp1) and (v0 - v1).abs().max().item() < 1e-6
+
 def _load(f):
     z = np.load(f)
     H_I, W_I = [int(v) for v in z['input_size_hw']]
