@@ -9,7 +9,7 @@ people cap). numpy-free and torch-free.
 import json
 from typing import Dict, Mapping
 
-__all__ = ['PREFIX', 'FORMAT', 'REQUIRED', 'INPUT_NAME', 'OUTPUT_NAMES', 'encode',
+__all__ = ['PREFIX', 'FORMAT', 'REQUIRED', 'PRECISIONS', 'INPUT_NAME', 'OUTPUT_NAMES', 'encode',
            'decode', 'check']
 
 PREFIX = 'logocap_mm.'
@@ -42,7 +42,9 @@ REQUIRED = {
     'max_people': (int, 'people cap per image'),
     'stride': (int, 'network output stride'),
 }
-OPTIONAL = ('keypoint_names', 'skeleton_links', 'dataset_name', 'flip_mode', 'trim_slots')
+OPTIONAL = ('keypoint_names', 'skeleton_links', 'dataset_name', 'flip_mode', 'trim_slots',
+            'precision', 'calib_images', 'batch_size')
+PRECISIONS = ('fp32', 'int8')  # 'precision' of the network (absent: fp32)
 
 
 def encode(meta: Mapping) -> Dict[str, str]:
@@ -98,3 +100,10 @@ def check(meta: Dict, source: str) -> None:
             raise ValueError(f'{source}: metadata {PREFIX}{k} must have 3 entries')
     if meta['adaptation'] not in ('full', 'partial', 'none'):
         raise ValueError(f'{source}: unknown adaptation {meta["adaptation"]!r}')
+    bs = meta.get('batch_size', 1)
+    if isinstance(bs, bool) or not isinstance(bs, int) or bs < 1:
+        raise ValueError(f'{source}: metadata {PREFIX}batch_size must be a positive int, '
+                         f'got {bs!r}')
+    if meta.get('precision', 'fp32') not in PRECISIONS:
+        raise ValueError(f'{source}: metadata {PREFIX}precision must be one of {PRECISIONS}, '
+                         f'got {meta["precision"]!r}')
