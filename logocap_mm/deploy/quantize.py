@@ -46,15 +46,16 @@ def network_nodes(model) -> List[str]:
     layers (``model.head.*`` other than the adaptation modules and the decoder), plus the
     ``Conv`` nodes of the CMP (``model.head.local_adaptation.cmp``). Not quantised: the
     network's last layers (those read only by the decoder: the heatmap, offset and
-    embedding outputs stay float32), nodes outside any module (flip merge, upsampling,
-    centre NMS, top-k, offsets, scores) and the rest of the adaptation modules (KEM sampling, the CMP's normalisation and attention
-    products, windows, the KAM convolution, top-2).
+    embedding outputs and the CMP's KAMs stay float32), nodes outside any module (flip
+    merge, upsampling, centre NMS, top-k, offsets, scores) and the rest of the adaptation
+    modules (KEM sampling, the CMP's normalisation and attention products, windows, the
+    KAM convolution, top-2).
 
     Raises:
         ValueError: the graph has no module scopes (not a logocap_mm export, or one whose
             node metadata was stripped) or no network node.
     """
-    names, cmp, scoped = [], [], 0
+    names, cmp, cmp_all, scoped = [], [], set(), 0
     for node in model.graph.node:
         sc = _scopes(node)
         scoped += bool(sc)
@@ -62,6 +63,7 @@ def network_nodes(model) -> List[str]:
         if not mods:
             continue
         if any(m == CMP_SCOPE or m.startswith(CMP_SCOPE + '.') for m in mods):
+            cmp_all.add(node.name)
             if node.op_type == 'Conv':
                 cmp.append(node.name)
             continue
@@ -84,7 +86,10 @@ def network_nodes(model) -> List[str]:
     last = {n.name for n in model.graph.node if n.name in net and
             not any(u in net for t in n.output for u in users.get(t, ())) and
             not any(t in graph_outputs for t in n.output)}
-    return [n for n in names if n not in last] + cmp
+    # likewise the CMP's last convolution (its KAMs are the KAM convolution's weights)
+    last |= {n.name for n in model.graph.node if n.name in cmp and
+             any(u not in cmp_all for t in n.output for u in users.get(t, ()))}
+    return [n for n in names + cmp if n not in last]
 
 
 def calibration_images(calib_dir: str, count: Optional[int] = None) -> List[str]:
@@ -167,7 +172,9 @@ def quantize_int8(fp32_path: str, out: str, calib_dir: str,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                         nodes_to_quantize=nodes, calibrate_method=CalibrationMethod.MinMax,
                         extra_options=dict(ActivationSymmetric=False,
-                                           WeightSymmetric=True))
+                                           WeightSymmetric=True,
+                                           # ranges merged after every image (memory)
+                                           CalibMaxIntermediateOutputs=1))
         q = onnx.load(q_path)
     meta = dict(meta, precision='int8', calib_images=len(images))
     del q.metadata_props[:]

@@ -17,6 +17,7 @@ IMAGES = sorted(glob.glob(osp.join(ROOT, 'tests', 'data', '*', '*.jpg')))
 # the original images, about one heatmap cell at this canvas), and the number of such
 # poses may differ by at most COUNT_DIFF (measured: up to 2)
 STRONG, MEDIAN_PX, COUNT_DIFF = 0.1, 12.0, 3
+CALIB = 4  # calibration images
 
 
 @pytest.fixture(scope='module')
@@ -27,7 +28,7 @@ def int8(conv, deploy_export, tmp_path_factory):
         shutil.copy(p, calib)
     fp32 = deploy_export('full')
     out = str(conv['tmp'] / 'logocap_full_int8.onnx')
-    res = quantize_int8(fp32, out, str(calib), calib_count=4)
+    res = quantize_int8(fp32, out, str(calib), calib_count=CALIB)
     return dict(fp32=fp32, path=out, res=res)
 
 
@@ -44,7 +45,7 @@ def test_int8_metadata_and_quantised_nodes(int8):
     from logocap_mm.deploy.quantize import DECODER_SCOPES
     from logocap_rt import LogoCapONNX
     rt = LogoCapONNX(int8['path'])
-    assert rt.meta['precision'] == 'int8' and rt.meta['calib_images'] == 4
+    assert rt.meta['precision'] == 'int8' and rt.meta['calib_images'] == CALIB
     assert LogoCapONNX(int8['fp32']).meta['precision'] == 'fp32'
     assert osp.getsize(int8['path']) < 0.5 * osp.getsize(int8['fp32'])  # int8 weights
     m = onnx.load(int8['path'])
@@ -56,13 +57,13 @@ def test_int8_metadata_and_quantised_nodes(int8):
     q_convs = [n for n in convs if producer.get(n.input[1]) is not None and
                producer[n.input[1]].op_type == 'DequantizeLinear']
     assert len(q_convs) >= 60 and len(dq) > len(q_convs)
-    # ... and only network nodes are quantised: every QuantizeLinear feeds (through its
-    # DequantizeLinear) network nodes or the CMP's convolutions ...
-    dq_out = {o for n in dq for o in n.output}
+    # ... and only network nodes are quantised (run as int8 kernels: they read a
+    # dequantised input and write a tensor that is quantised again, or read int8 weights)
     users = {}
     for n in nodes.values():
         for i in n.input:
             users.setdefault(i, []).append(n)
+    inits = {i.name for i in m.graph.initializer}
 
     def where(n):
         sc = _scopes(n)
@@ -71,13 +72,24 @@ def test_int8_metadata_and_quantised_nodes(int8):
         if any(s.startswith(d) for s in sc for d in DECODER_SCOPES):
             return 'cmp' if any('.cmp' in s for s in sc) else 'decoder'
         return 'network'
-    for q in (n for n in nodes.values() if n.op_type == 'QuantizeLinear'):
-        for d in users[q.output[0]]:
-            assert d.op_type == 'DequantizeLinear'
-            for u in users[d.output[0]]:
-                assert where(u) == 'network' or (where(u) == 'cmp' and u.op_type == 'Conv'), \
-                    f'{u.name} ({u.op_type}, {where(u)}) is quantised'
-    # ... so that no node outside the network and the CMP reads a rounded tensor
+
+    quantised = []
+    for n in nodes.values():
+        if n.op_type in ('QuantizeLinear', 'DequantizeLinear'):
+            continue
+        dq_in = [producer[i] for i in n.input if i in producer and
+                 producer[i].op_type == 'DequantizeLinear']
+        q_out = any(u.op_type == 'QuantizeLinear' for o in n.output for u in users.get(o, ()))
+        int8_w = any(d.input[0] in inits for d in dq_in)
+        if (dq_in and q_out) or int8_w:
+            quantised.append(n)
+            # (in the CMP: its convolutions, and a ReLU between two of them)
+            assert where(n) == 'network' or (where(n) == 'cmp' and n.op_type in
+                                              ('Conv', 'Relu')), \
+                f'{n.name} ({n.op_type}, {where(n)}) is quantised'
+    assert sum(where(n) == 'cmp' and n.op_type == 'Conv' for n in quantised) >= 3
+    # the decoder never reads a rounded tensor except through the CMP's quantised convs
+    dq_out = {o for n in dq for o in n.output}
     for n in nodes.values():
         if n.op_type not in ('QuantizeLinear', 'DequantizeLinear') and \
                 any(i in dq_out for i in n.input):
