@@ -172,9 +172,7 @@ def quantize_int8(fp32_path: str, out: str, calib_dir: str,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                         nodes_to_quantize=nodes, calibrate_method=CalibrationMethod.MinMax,
                         extra_options=dict(ActivationSymmetric=False,
-                                           WeightSymmetric=True,
-                                           # ranges merged after every image (memory)
-                                           CalibMaxIntermediateOutputs=1))
+                                           WeightSymmetric=True))
         q = onnx.load(q_path)
     meta = dict(meta, precision='int8', calib_images=len(images))
     del q.metadata_props[:]
