@@ -1,9 +1,10 @@
-"""LOGO-CAP inference from an exported ONNX file with ONNX Runtime (numpy, OpenCV and
-onnxruntime only: no torch, mmcv, mmengine or mmpose).
+"""LOGO-CAP inference from an exported ONNX file with ONNX Runtime or OpenVINO (numpy,
+OpenCV and the engine only: no torch, mmcv, mmengine or mmpose).
 
 Per image: the reference test canvas (:func:`logocap_rt.geometry.resize_to_canvas`,
-the same code as ``LogoCapResize``), normalisation, one ONNX Runtime run (network, flip
-test, decoder: padded ``(T, K, 2)`` keypoints in I), pose NMS and people cap
+the same code as ``LogoCapResize``), normalisation, one engine run (:mod:`.backends`;
+network, flip test, decoder: padded ``(T, K, 2)`` keypoints in I; a batch-N file runs N
+canvases of one size at once), pose NMS and people cap
 (:mod:`.postprocess`), and the mapping to the original image as MMPose's bottom-up
 estimator does it.
 """
@@ -79,6 +80,7 @@ class LogoCapONNX:
                  num_threads: Optional[int] = None, backend: str = 'onnxruntime'):
         self.engine = make_backend(path, backend, num_threads, providers)
         self.backend = backend
+        self.session = getattr(self.engine, 'session', None)  # the ORT session, if any
         self.meta = decode(self.engine.metadata, path)
         self.batch_size = int(self.meta.get('batch_size', 1))
         self._check_signature(path)

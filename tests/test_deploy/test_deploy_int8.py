@@ -140,7 +140,11 @@ def test_int8_runs_on_openvino(int8, need_module):
     _close(LogoCapONNX(int8['fp32']), ov, 'openvino', count_diff=None)
 
 
-def test_int8_refuses_bad_calibration(int8, tmp_path):
+def test_int8_refuses_bad_calibration(conv, int8, tmp_path):
+    import os
+    import subprocess
+    import sys
+
     from logocap_mm.deploy.quantize import quantize_int8
     with pytest.raises(ValueError, match='does not exist'):
         quantize_int8(int8['fp32'], str(tmp_path / 'q.onnx'), str(tmp_path / 'nope'))
@@ -152,4 +156,11 @@ def test_int8_refuses_bad_calibration(int8, tmp_path):
     with pytest.raises(ValueError, match='calib_count'):
         quantize_int8(int8['fp32'], str(tmp_path / 'q.onnx'), osp.dirname(IMAGES[0]),
                       calib_count=0)
+    assert not (tmp_path / 'q.onnx').exists()
+    # the command line refuses before the (slow) export
+    r = subprocess.run([sys.executable, osp.join(ROOT, 'tools', 'deploy', 'export_onnx.py'),
+                        conv['cfg_path'], conv['ckpt'], '--out', str(tmp_path / 'q.onnx'),
+                        '--int8', '--calib', str(tmp_path / 'empty')], capture_output=True,
+                       text=True, timeout=300, env=dict(os.environ, PYTHONPATH=ROOT))
+    assert r.returncode == 2 and 'holds no image' in r.stderr, r.stderr[-2000:]
     assert not (tmp_path / 'q.onnx').exists()
