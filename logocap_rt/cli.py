@@ -2,7 +2,7 @@
 
     python -m logocap_rt FILE.onnx INPUT [INPUT ...] --out-dir DIR
         [--threads N] [--kpt-thr 0.05] [--pose-thr 0.05] [--no-draw] [--max-pixels N]
-        [--camera N] [--track] [--smooth] [--max-frames N]
+        [--camera N] [--track] [--smooth] [--max-frames N] [--backend onnxruntime|openvino]
 
 INPUT: image files, folders (their images, not recursive), video files, a camera index
 (``0``) or a video URL. Outputs are named after the input's full file name, so ``a.jpg``
@@ -53,6 +53,8 @@ def parse_args(argv=None):
                    help='refuse images and video frames with more pixels (read from the '
                         f'header, before decoding; default: ${ENV_MAX_PIXELS} or 178956970; '
                         '0: no limit)')
+    p.add_argument('--backend', choices=('onnxruntime', 'openvino'), default='onnxruntime',
+                   help='inference engine (openvino: pip install logocap-mm[openvino])')
     add_arguments(p)
     args = p.parse_args(argv)
     if args.camera is not None:
@@ -169,7 +171,7 @@ def main(argv=None):
     check_out_dir(args.out_dir)
     paths = output_paths(inputs, args.out_dir, not args.no_draw, files)
     t0 = time.perf_counter()
-    model = LogoCapONNX(args.model, num_threads=args.threads)
+    model = LogoCapONNX(args.model, num_threads=args.threads, backend=args.backend)
     print(f'loaded {args.model} in {time.perf_counter() - t0:.2f} s '
           f'(adaptation={model.meta["adaptation"]}, flip={model.meta["flip_test"]}, '
           f'S={model.meta["input_size"]})')

@@ -11,7 +11,7 @@ from typing import Dict, Mapping
 
 from .checks import RULES, check_canvas, check_value
 
-__all__ = ['PREFIX', 'FORMAT', 'REQUIRED', 'INPUT_NAME', 'OUTPUT_NAMES', 'encode',
+__all__ = ['PREFIX', 'FORMAT', 'REQUIRED', 'PRECISIONS', 'INPUT_NAME', 'OUTPUT_NAMES', 'encode',
            'decode', 'check']
 
 PREFIX = 'logocap_mm.'
@@ -44,7 +44,9 @@ REQUIRED = {
     'max_people': (int, 'people cap per image'),
     'stride': (int, 'network output stride'),
 }
-OPTIONAL = ('keypoint_names', 'skeleton_links', 'dataset_name', 'flip_mode', 'trim_slots')
+OPTIONAL = ('keypoint_names', 'skeleton_links', 'dataset_name', 'flip_mode', 'trim_slots',
+            'precision', 'calib_images', 'batch_size')
+PRECISIONS = ('fp32', 'int8')  # 'precision' of the network (absent: fp32)
 
 
 def encode(meta: Mapping) -> Dict[str, str]:
@@ -106,3 +108,15 @@ def check(meta: Dict, source: str) -> None:
                          f'sigmas must have {K} entries')
     check_canvas(meta['input_size'], meta['size_factor'], meta['max_long_side'],
                  meta['min_side'], f'{source}: metadata {PREFIX}')
+    for k in ('mean', 'std', 'pad_val'):
+        if len(meta[k]) != 3:
+            raise ValueError(f'{source}: metadata {PREFIX}{k} must have 3 entries')
+    if meta['adaptation'] not in ('full', 'partial', 'none'):
+        raise ValueError(f'{source}: unknown adaptation {meta["adaptation"]!r}')
+    bs = meta.get('batch_size', 1)
+    if isinstance(bs, bool) or not isinstance(bs, int) or bs < 1:
+        raise ValueError(f'{source}: metadata {PREFIX}batch_size must be a positive int, '
+                         f'got {bs!r}')
+    if meta.get('precision', 'fp32') not in PRECISIONS:
+        raise ValueError(f'{source}: metadata {PREFIX}precision must be one of {PRECISIONS}, '
+                         f'got {meta["precision"]!r}')

@@ -1,19 +1,19 @@
-"""LOGO-CAP inference from an exported ONNX file with ONNX Runtime (numpy, OpenCV and
-onnxruntime only: no torch, mmcv, mmengine or mmpose).
+"""LOGO-CAP inference from an exported ONNX file with ONNX Runtime or OpenVINO (numpy,
+OpenCV and the engine only: no torch, mmcv, mmengine or mmpose).
 
 Per image: the reference test canvas (:func:`logocap_rt.geometry.resize_to_canvas`,
-the same code as ``LogoCapResize``), normalisation, one ONNX Runtime run (network, flip
-test, decoder: padded ``(T, K, 2)`` keypoints in I), pose NMS and people cap
+the same code as ``LogoCapResize``), normalisation, one engine run (:mod:`.backends`;
+network, flip test, decoder: padded ``(T, K, 2)`` keypoints in I; a batch-N file runs N
+canvases of one size at once), pose NMS and people cap
 (:mod:`.postprocess`), and the mapping to the original image as MMPose's bottom-up
 estimator does it.
 """
 import os
-import os.path as osp
-from typing import Dict, List, Optional, Union
+from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
-from .deps import require
+from .backends import make_backend
 from .geometry import resize_to_canvas
 from .images import read_image
 from .metadata import INPUT_NAME, OUTPUT_NAMES, decode
@@ -51,47 +51,47 @@ class LogoCapONNX:
     original image, ``keypoint_scores``, ``bbox`` [[x1, y1, x2, y2]], ``bbox_score``), the
     format of MMPoseInferencer's ``pred_out_dir`` JSON. ``image``: a file path or an
     (H, W[, C]) array in OpenCV's BGR order (uint8, uint16 or float32 in [0, 255]).
+    ``predict(images)``: the same for a list of images; a file exported with
+    ``--batch-size N`` runs N canvases of one size per run (a group with fewer is filled up
+    with copies of its last canvas, whose results are dropped).
 
     Args:
-        path: the ``.onnx`` file written by ``tools/deploy/export_onnx.py``.
+        path: the ``.onnx`` file written by ``tools/deploy/export_onnx.py`` (fp32 or INT8).
         providers: ONNX Runtime execution providers (default: CPU).
-        num_threads: intra-op threads (None: ONNX Runtime's default).
+        num_threads: intra-op threads (None: the engine's default).
+        backend: 'onnxruntime' (default) or 'openvino' (:mod:`.backends`; OpenVINO reads
+            the same file).
 
     Raises:
         ValueError: the file is not a logocap_mm export (no or incomplete metadata, or
-            inputs / outputs of another model).
+            inputs / outputs of another model), or the backend is unknown or not installed.
     """
 
     def __init__(self, path: str, providers=('CPUExecutionProvider',),
-                 num_threads: Optional[int] = None):
-        ort = require('onnxruntime', 'runtime', 'to run an exported .onnx file')
-        if not osp.isfile(path):
-            raise ValueError(f'ONNX file {path} does not exist')
-        so = ort.SessionOptions()
-        if num_threads:
-            so.intra_op_num_threads = int(num_threads)
-        try:
-            self.session = ort.InferenceSession(path, so, providers=list(providers))
-        except Exception as e:  # noqa: BLE001  (ORT raises its own exception types)
-            raise ValueError(f'{path}: ONNX Runtime cannot load it: {e}') from None
-        props = self.session.get_modelmeta().custom_metadata_map
-        self.meta = decode(props, path)
+                 num_threads: Optional[int] = None, backend: str = 'onnxruntime'):
+        self.engine = make_backend(path, backend, num_threads, providers)
+        self.backend = backend
+        self.session = getattr(self.engine, 'session', None)  # the ORT session, if any
+        self.meta = decode(self.engine.metadata, path)
+        self.batch_size = int(self.meta.get('batch_size', 1))
         self._check_signature(path)
         self.path = path
 
     def _check_signature(self, path: str) -> None:
-        ins = self.session.get_inputs()
-        outs = [o.name for o in self.session.get_outputs()]
+        eng = self.engine
+        ins, outs = eng.input_names, eng.output_names
         K, T = self.meta['num_keypoints'], self.meta['topk']
-        if len(ins) != 1 or ins[0].name != INPUT_NAME or len(ins[0].shape) != 4 or \
+        if len(ins) != 1 or ins[0] != INPUT_NAME or eng.input_ranks[0] != 4 or \
                 tuple(outs) != OUTPUT_NAMES:
             raise ValueError(
-                f'{path}: inputs {[i.name for i in ins]} / outputs {outs} are not those of a '
+                f'{path}: inputs {ins} / outputs {outs} are not those of a '
                 f'logocap_mm export ({INPUT_NAME!r} -> {list(OUTPUT_NAMES)})')
-        shp = self.session.get_outputs()[0].shape
-        if list(shp) != [T, K, 2]:
+        shp = eng.output_shapes[0]
+        N = self.batch_size
+        want = [N, T, K, 2] if N > 1 else [T, K, 2]
+        if list(shp) != want:
             raise ValueError(f'{path}: output keypoints has shape {shp}, the metadata says '
-                             f'({T}, {K}, 2)')
+                             f'{tuple(want)}')
 
     # ------------------------------------------------------------------ steps
     def preprocess(self, img: np.ndarray, name: str = '<array>'):
@@ -99,22 +99,70 @@ class LogoCapONNX:
         return preprocess(img, self.meta, name)
 
     def run(self, x: np.ndarray) -> Dict[str, np.ndarray]:
-        """(1, 3, H, W) float32 -> the padded outputs (keypoints (T, K, 2) I, ...)."""
-        return dict(zip(OUTPUT_NAMES, self.session.run(None, {INPUT_NAME: x})))
+        """(B, 3, H, W) float32 canvases of one size -> the padded outputs with a leading
+        B axis (keypoints (B, T, K, 2) I, keypoint_scores (B, T, K), scores (B, T), valid
+        (B, T)), in runs of the file's batch size N (the last one filled up)."""
+        if x.ndim != 4 or x.shape[1] != 3 or len(x) < 1:
+            raise ValueError(f'network input must be (B, 3, H, W), B >= 1, got {x.shape}')
+        N, B = self.batch_size, len(x)
+        outs = []
+        for i in range(0, B, N):
+            xi = x[i:i + N]
+            if len(xi) < N:
+                xi = np.concatenate([xi, np.repeat(xi[-1:], N - len(xi), 0)])
+            o = self.engine.run(np.ascontiguousarray(xi))
+            outs.append([v[None] if N == 1 else v for v in o])
+        return {k: np.concatenate([o[j] for o in outs])[:B]
+                for j, k in enumerate(OUTPUT_NAMES)}
 
-    def __call__(self, image: Union[str, np.ndarray]) -> List[Dict]:
+    def _load(self, image, index: int = 0):
         if isinstance(image, (str, os.PathLike)):
             name = str(image)
             image = read_image(name)
         elif isinstance(image, np.ndarray):
-            name = '<array>'
+            name = f'<array {index}>'
         else:
             raise ValueError(f'image must be a path or a numpy array, got '
                              f'{type(image).__name__}')
         if image.ndim not in (2, 3):
             raise ValueError(f'image {name} must be (H, W[, C]), got shape {image.shape}')
-        x, cmeta = self.preprocess(image, name)
-        out = self.run(x)
+        return image, name
+
+    def _finish(self, out: Dict[str, np.ndarray], cmeta: Dict) -> List[Dict]:
         det = finalize(out['keypoints'], out['keypoint_scores'], out['scores'],
                        out['valid'], self.meta)
         return to_instances(det, cmeta)
+
+    def __call__(self, image: Union[str, np.ndarray]) -> List[Dict]:
+        image, name = self._load(image)
+        x, cmeta = self.preprocess(image, name)
+        out = self.run(x)
+        return self._finish({k: v[0] for k, v in out.items()}, cmeta)
+
+    def predict(self, images: Sequence[Union[str, np.ndarray]],
+                batch_size: Optional[int] = None) -> List[List[Dict]]:
+        """Instances of each image (input order), as single calls give them. Images whose
+        canvases have the same size are run together, ``batch_size`` at a time (default:
+        the file's batch size N; runs hold N canvases)."""
+        batch_size = self.batch_size if batch_size is None else batch_size
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f'batch_size must be a positive int, got {batch_size!r}')
+        results: List[Optional[List[Dict]]] = [None] * len(images)
+        groups: Dict[tuple, list] = {}
+
+        def flush(key):
+            items = groups.pop(key)
+            out = self.run(np.concatenate([it[1] for it in items]))
+            for j, (i, _, cmeta) in enumerate(items):
+                results[i] = self._finish({k: v[j] for k, v in out.items()}, cmeta)
+
+        for i, image in enumerate(images):
+            image, name = self._load(image, i)
+            x, cmeta = self.preprocess(image, name)
+            key = x.shape[2:]
+            groups.setdefault(key, []).append((i, x, cmeta))
+            if len(groups[key]) >= batch_size:
+                flush(key)
+        for key in list(groups):
+            flush(key)
+        return results

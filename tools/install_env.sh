@@ -58,8 +58,10 @@ fi
 t pip install -q --no-deps openmim==0.3.9
 t pip install -q "${PINS[@]}" click colorama model-index pandas requests rich tabulate
 
-# 5. deploy: ONNX export (onnx, onnxscript for the dynamo exporter) and the torch-free runtime.
-t pip install -q "${PINS[@]}" onnx==1.23.1 onnxscript==0.7.2 onnxruntime==1.30.0
+# 5. deploy: ONNX export (onnx, onnxscript for the dynamo exporter), the torch-free runtime
+#    and its OpenVINO backend.
+t pip install -q "${PINS[@]}" onnx==1.23.1 onnxscript==0.7.2 onnxruntime==1.30.0 \
+    openvino==2026.4.1
 
 # 6. video tracking: py-motmetrics (MOTA/IDF1 of the tracking benchmark) and the reference
 #    One-Euro filter (the smoothing tests compare against it); scipy comes with MMPose.

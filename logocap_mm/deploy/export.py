@@ -33,6 +33,7 @@ __all__ = ['LogoCapExportModule', 'decode_padded', 'check_settings', 'export_mod
            'export_onnx', 'MIN_OPSET']
 
 MIN_OPSET = 17  # GridSample-era operator set; the graph uses Conv with runtime weights
+MAX_BATCH = 64  # largest exported batch size
 
 
 class LogoCapExportModule(nn.Module):
@@ -46,12 +47,15 @@ class LogoCapExportModule(nn.Module):
         adaptation: 'full' | 'partial' | 'none'.
         flip_mode: the head's flip merge mode ('reference' | 'aligned').
         trim_slots: local adaptation on the valid slots only (see :func:`decode_padded`).
+        batched: (B, 3, H, W) -> outputs with a leading batch axis (B, T, ...); False:
+            batch 1 and outputs without it.
     """
 
     def __init__(self, model: nn.Module, flip_indices: Sequence[int], flip: bool = True,
                  adaptation: str = 'full', flip_mode: str = 'reference',
-                 trim_slots: bool = True):
+                 trim_slots: bool = True, batched: bool = False):
         super().__init__()
+        self.batched = bool(batched)
         self.trim_slots = bool(trim_slots)
         self.model = model
         self.flip_indices = [int(i) for i in flip_indices]
@@ -60,17 +64,21 @@ class LogoCapExportModule(nn.Module):
         self.flip_mode = flip_mode
 
     def head_maps(self, x: Tensor):
-        """(1, 3, H, W) -> flip-merged heatmaps, offsets, embedding on the F grid."""
+        """(B, 3, H, W) -> flip-merged heatmaps, offsets, embedding on the F grid (the
+        images and their mirrors as one batch of 2B)."""
         model, head = self.model, self.model.head
         if not self.flip:
             return head.forward(model.extract_feat(x))
+        B = x.shape[0]
         hm, off, emb = head.forward(model.extract_feat(torch.cat([x, x.flip(-1)])))
-        return head.flip_merge((hm[:1], off[:1], emb[:1]), (hm[1:], off[1:]),
+        return head.flip_merge((hm[:B], off[:B], emb[:B]), (hm[B:], off[B:]),
                                self.flip_indices, self.flip_mode)
 
     def forward(self, x: Tensor):
         hm, off, emb = self.head_maps(x)
         p = decode_padded(self.model.head, hm, off, emb, self.adaptation, self.trim_slots)
+        if self.batched:
+            return p['keypoints'], p['keypoint_scores'], p['scores'], p['valid']
         return p['keypoints'][0], p['keypoint_scores'][0], p['scores'][0], p['valid'][0]
 
 
@@ -189,10 +197,12 @@ def _flip_indices(model) -> list:
 def check_settings(batch_size: int = 1, scales: Optional[Sequence[float]] = None,
                    opset: int = 18, multiscale_test: bool = False) -> None:
     """Refuse what the export does not support, saying what it supports."""
-    if isinstance(batch_size, bool) or batch_size != 1:
-        raise ValueError(f'batch size {batch_size} cannot be exported: the export supports '
-                         'batch size 1 (one image per run, with its flip pair inside the '
-                         'graph); run images one after another')
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or \
+            not 1 <= batch_size <= MAX_BATCH:
+        raise ValueError(f'batch size {batch_size!r} cannot be exported: the export supports '
+                         f'batch size 1 (one image per run, with its flip pair inside the '
+                         f'graph) up to {MAX_BATCH} (a fixed number of canvases of one size '
+                         'per run)')
     if (scales is not None and [float(v) for v in scales] != [1.0]) or multiscale_test:
         raise ValueError(f'multi-scale test (scales={scales}, multiscale_test='
                          f'{bool(multiscale_test)}) cannot be exported: the export supports a '
@@ -214,7 +224,10 @@ def export_model(model, cfg, out: str, input_size: Optional[int] = None,
         flip: flip test in the graph (default: ``model.test_cfg.flip_test``).
         adaptation: 'full' | 'partial' | 'none' (default: the configured level).
         opset: ONNX opset (>= 17).
-        batch_size: only 1 (one image per run; its mirror is inside the graph).
+        batch_size: images per run: 1 (input (1, 3, H, W), outputs (T, K, 2), ...) or
+            N > 1 (input (N, 3, H, W), N canvases of one size; outputs (N, T, K, 2),
+            (N, T, K), (N, T), (N, T)). The batch is fixed (the KAM convolution's group
+            count, N * T * K, is a static attribute); the canvas size stays dynamic.
         scales: test scales; only one scale (None or [1]).
         trim_slots: run the local adaptation on the valid slots only (default; faster with
             few people); False: a graph without data-dependent shapes.
@@ -237,17 +250,20 @@ def export_model(model, cfg, out: str, input_size: Optional[int] = None,
     facts = model_facts(model, cfg, input_size, flip, level, flip_mode)
     model = model.eval().float().cpu()
     facts['trim_slots'] = bool(trim_slots)
+    facts['precision'] = 'fp32'
+    facts['batch_size'] = batch_size
     module = LogoCapExportModule(model, facts['flip_indices'], flip, level, flip_mode,
-                                 trim_slots).eval()
+                                 trim_slots, batched=batch_size > 1).eval()
     f = facts['size_factor']
     n_max = max(facts['max_long_side'] // f, 2)
     hd = torch.export.Dim('canvas_h', min=1, max=n_max)
     wd = torch.export.Dim('canvas_w', min=1, max=n_max)
-    x = torch.zeros(1, 3, 2 * f, 3 * f)  # sides of 2 and 3 factors: no 0/1 specialisation
+    x = torch.zeros(batch_size, 3, 2 * f, 3 * f)  # sides of 2, 3 factors: no 0/1 special case
+    dims = {2: f * hd, 3: f * wd}
     with torch.no_grad(), _symbolic_neck_resize():
         prog = torch.onnx.export(
             module, (x,), None, dynamo=True, opset_version=opset, input_names=[INPUT_NAME],
-            output_names=list(OUTPUT_NAMES), dynamic_shapes={'x': {2: f * hd, 3: f * wd}},
+            output_names=list(OUTPUT_NAMES), dynamic_shapes={'x': dims},
             optimize=True, verbose=False)
     proto = prog.model_proto
     for k, v in encode(facts).items():

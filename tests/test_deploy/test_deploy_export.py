@@ -26,43 +26,6 @@ LEVELS = ('full', 'partial', 'none')
 KPT_TOL, SCORE_TOL = 1e-2, 1e-4
 
 
-def _need(mod):
-    try:
-        __import__(mod)
-    except ImportError:
-        msg = f'{mod} is not installed (tools/install_env.sh installs it)'
-        if os.environ.get('CI'):
-            pytest.fail(msg)
-        pytest.skip(msg)
-
-
-@pytest.fixture(scope='module')
-def conv(fixture_dir, fixture_file, tmp_path_factory):
-    """The fixture's weights converted by the converter, built in eval mode, + its config."""
-    for m in ('onnx', 'onnxruntime', 'onnxscript'):
-        _need(m)
-    fixture_file('ref_model.pth', 'ONNX export')
-    fixture_file('ref_config_full.yaml', 'ONNX export')
-    from mmengine.config import Config
-    from mmengine.registry import init_default_scope
-    from mmpose.registry import MODELS
-
-    from logocap_mm.convert import convert_checkpoint
-    init_default_scope('mmpose')
-    tmp = tmp_path_factory.mktemp('deploy')
-    convert_checkpoint(osp.join(fixture_dir, 'ref_model.pth'), str(tmp / 'ckpt.pth'),
-                       ref_config=osp.join(fixture_dir, 'ref_config_full.yaml'),
-                       out_config=str(tmp / 'cfg.py'))
-    cfg = Config.fromfile(str(tmp / 'cfg.py'))
-    model = MODELS.build(cfg.model)
-    ck = torch.load(str(tmp / 'ckpt.pth'), map_location='cpu', weights_only=True)
-    model.load_state_dict(ck['state_dict'], strict=True)
-    model.eval()
-    model.dataset_meta = ck['meta']['dataset_meta']
-    return dict(model=model, cfg=cfg, tmp=tmp, ckpt=str(tmp / 'ckpt.pth'),
-                cfg_path=str(tmp / 'cfg.py'), exports={})
-
-
 def _export(conv, level):
     from logocap_mm.deploy.export import export_model
     if level not in conv['exports']:
@@ -247,7 +210,9 @@ def test_unsupported_settings_are_refused(conv, tmp_path):
     model, cfg = conv['model'], conv['cfg']
     out = str(tmp_path / 'x.onnx')
     with pytest.raises(ValueError, match='supports batch size 1'):
-        export_model(model, cfg, out, batch_size=2)
+        export_model(model, cfg, out, batch_size=0)
+    with pytest.raises(ValueError, match='supports batch size 1'):
+        export_model(model, cfg, out, batch_size=65)
     with pytest.raises(ValueError, match='supports a single scale'):
         export_model(model, cfg, out, scales=[0.5, 1.0, 2.0])
     old = dict(model.test_cfg)
@@ -262,7 +227,7 @@ def test_unsupported_settings_are_refused(conv, tmp_path):
     assert not osp.exists(out)
     # the command line says the same, before loading anything
     r = subprocess.run([sys.executable, osp.join(ROOT, 'tools', 'deploy', 'export_onnx.py'),
-                        conv['cfg_path'], conv['ckpt'], '--out', out, '--batch-size', '4'],
+                        conv['cfg_path'], conv['ckpt'], '--out', out, '--batch-size', '0'],
                        capture_output=True, text=True, timeout=300,
                        env=dict(os.environ, PYTHONPATH=ROOT))
     assert r.returncode == 2 and 'supports batch size 1' in r.stderr

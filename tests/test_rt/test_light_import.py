@@ -4,13 +4,15 @@ import sys
 
 from logocap_mm.testing import REPO_ROOT as ROOT
 
-HEAVY = ('torch', 'torchvision', 'mmengine', 'mmcv', 'mmpose', 'mmdet', 'logocap_mm')
+HEAVY = ('torch', 'torchvision', 'mmengine', 'mmcv', 'mmpose', 'mmdet', 'logocap_mm',
+         'openvino')  # the OpenVINO backend is imported only when chosen
 
 
 def test_runtime_imports_no_torch_or_openmmlab_module():
     code = ('import sys, logocap_rt, logocap_rt.cli, logocap_rt.model, logocap_rt.geometry, '
             'logocap_rt.pixels, logocap_rt.metadata, logocap_rt.postprocess, logocap_rt.draw, '
-            'logocap_rt.outputs, logocap_rt.images, logocap_rt.video, logocap_rt.deps, logocap_rt.checks, logocap_rt.tracking, logocap_rt.smoothing\n'
+            'logocap_rt.outputs, logocap_rt.images, logocap_rt.video, logocap_rt.deps, logocap_rt.checks, logocap_rt.tracking, logocap_rt.smoothing, '
+            'logocap_rt.backends\n'
             # top-level packages only: the mmcv-lite stand-in's start-up hook (stdlib only)
             # registers 'logocap_mm.mmcv_ext_shim' without importing logocap_mm
             f'print(sorted(m for m in {HEAVY!r} if m in sys.modules))')

@@ -1,17 +1,22 @@
 """Export a LOGO-CAP model (network, flip test and decoder) as one ONNX graph.
 
     python tools/deploy/export_onnx.py CONFIG CHECKPOINT --out FILE.onnx [--input-size S]
-        [--no-flip] [--adaptation full|partial|none] [--opset N]
+        [--no-flip] [--adaptation full|partial|none] [--opset N] [--batch-size N]
+        [--int8 --calib DIR [--calib-count N]]
 
 The graph takes the normalised input canvas (1, 3, H, W) (H, W dynamic multiples of 64) and
 returns padded poses in the canvas (keypoints (T, K, 2), keypoint_scores (T, K), scores (T,),
 valid (T,), T = 30); the model's facts (keypoints, flip pairs, sigmas, input size,
 normalisation, adaptation level, plugin version) are stored in the file's metadata for
-``tools/deploy/onnx_infer.py``. Batch 1 and one scale only.
+``tools/deploy/onnx_infer.py``. One scale; batch 1 or a fixed batch of N canvases.
+``--int8`` quantises the network (static INT8, calibrated on the images of ``--calib``
+through the runtime's preprocessing); the decoder stays float32.
 """
 import argparse
 import os.path as osp
 import sys
+import tempfile
+import time
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 if ROOT not in sys.path:
@@ -33,7 +38,14 @@ def parse_args(argv=None):
                    help='run the local adaptation on all 30 slots (a graph without '
                    'data-dependent shapes, e.g. for runtimes without them); default: on the '
                    'valid slots only')
-    p.add_argument('--batch-size', type=int, default=1, help='only 1 is supported')
+    p.add_argument('--batch-size', type=int, default=1,
+                   help='canvases per run (1..64; > 1: a fixed batch, for folders and video)')
+    p.add_argument('--int8', action='store_true',
+                   help='quantise the network to INT8 (static, calibrated on --calib); the '
+                   'decoder stays float32')
+    p.add_argument('--calib', default=None, help='folder of calibration images (--int8)')
+    p.add_argument('--calib-count', type=int, default=32,
+                   help='calibration images used (evenly spread over the folder)')
     p.add_argument('--scales', type=float, nargs='+', default=None,
                    help='test scales; only a single scale (1) is supported')
     return p.parse_args(argv)
@@ -51,14 +63,33 @@ def import_stack():
 def main(argv=None):
     args = parse_args(argv)
     import_stack()
+    if args.int8:
+        from logocap_mm.deploy.quantize import calibration_images
+        if not args.calib:
+            raise ValueError('--int8 needs --calib DIR (a folder of calibration images)')
+        calibration_images(args.calib, args.calib_count)  # refuse before the slow export
+    elif args.calib:
+        raise ValueError('--calib is only used with --int8')
     from logocap_mm.deploy.export import export_onnx
-    res = export_onnx(args.config, args.checkpoint, args.out, input_size=args.input_size,
-                      flip=False if args.no_flip else None, adaptation=args.adaptation,
-                      opset=args.opset, batch_size=args.batch_size, scales=args.scales,
-                      trim_slots=not args.padded_slots)
-    m = res['metadata']
-    print(f'wrote {res["path"]} in {res["seconds"]:.1f} s (K={m["num_keypoints"]}, '
-          f'S={m["input_size"]}, adaptation={m["adaptation"]}, flip={m["flip_test"]})')
+    with tempfile.TemporaryDirectory(prefix='logocap_export_') as tmp:
+        # --int8: the fp32 export in a temporary folder, then its quantised copy at --out
+        out = osp.join(tmp, 'fp32.onnx') if args.int8 else args.out
+        res = export_onnx(args.config, args.checkpoint, out, input_size=args.input_size,
+                          flip=False if args.no_flip else None, adaptation=args.adaptation,
+                          opset=args.opset, batch_size=args.batch_size, scales=args.scales,
+                          trim_slots=not args.padded_slots)
+        m = res['metadata']
+        print(f'exported in {res["seconds"]:.1f} s (K={m["num_keypoints"]}, '
+              f'S={m["input_size"]}, adaptation={m["adaptation"]}, flip={m["flip_test"]}, '
+              f'batch {m["batch_size"]})')
+        if args.int8:
+            from logocap_mm.deploy.quantize import quantize_int8
+            t = time.perf_counter()
+            q = quantize_int8(out, args.out, args.calib, args.calib_count)
+            print(f'INT8: {len(q["nodes"])} network nodes quantised, calibrated on '
+                  f'{len(q["calib_images"])} images of {args.calib} in '
+                  f'{time.perf_counter() - t:.1f} s')
+    print(f'wrote {args.out}')
     return 0
 
 

@@ -234,8 +234,9 @@ class LogoCapDecoder(nn.Module):
             trace: a dict to fill with every intermediate (keys: :meth:`decode`).
             on_stage: ``on_stage(name, phase)`` with phase 'start' / 'end' around the
                 stages 'initial', 'local' (not for 'none'), 'global' | 'partial' | 'none'.
-            local_valid_only: batch 1 only: the local stage (KEM sampling, CMP) runs on the
-                valid slots (a prefix of the score-sorted top-k) and its outputs are padded
+            local_valid_only: the local stage (KEM sampling, CMP) runs on the valid slots
+                (a prefix of the score-sorted top-k; in a batch, the prefix of the image
+                with the most) and its outputs are padded
                 back to T with zeros (P0 for 'partial' keypoints), so its cost follows the
                 number of people when T is fixed (``trim=False``, the ONNX graph). The
                 valid slots' results are the same; it reads the count from the device.
@@ -294,12 +295,11 @@ class LogoCapDecoder(nn.Module):
         return out
 
     def _local_on_valid(self, embedding: Tensor, poses: Tensor, valid: Tensor):
-        """The local stage on the first n = valid.sum() slots of a batch-1 (1, T, K, 2) P0
-        (valid slots are a prefix). Returns its dict and n (a graph value when exported)."""
-        if poses.shape[0] != 1:
-            raise ValueError('local_valid_only needs batch 1, got a batch of '
-                             f'{poses.shape[0]}')
-        n = valid.sum().item()
+        """The local stage on the first n slots of (B, T, K, 2) P0, n the largest valid
+        count of the batch (valid slots are a prefix of each image's slots; an image's slots
+        between its own count and n are invalid and stay so). Returns its dict and n (a
+        graph value when exported)."""
+        n = valid.sum(1).max().item()
         if torch.compiler.is_exporting():   # bounds of the data-dependent slot count
             torch._check(n >= 1)
             torch._check(n <= poses.shape[1])

@@ -1,4 +1,4 @@
-"""Small helpers of the decode pipeline: padding the valid-slot prefix of a batch-1 local
+"""Small helpers of the decode pipeline: padding the valid-slot prefix of a local
 stage back to T slots, and whether a caller's autocast is active."""
 from typing import Optional
 
@@ -15,10 +15,10 @@ def autocast_on(device_type: str) -> bool:
 
 
 def pad_slots(x: Tensor, T: int, fill: Optional[Tensor] = None) -> Tensor:
-    """(1, n, ...) -> (1, T, ...): the slots n.. from ``fill`` (same shape as the result)
+    """(B, n, ...) -> (B, T, ...): the slots n.. from ``fill`` (same shape as the result)
     or zeros."""
     n = x.shape[1]
-    rest = x.new_zeros(1, T - n, *x.shape[2:]) if fill is None else fill[:, n:]
+    rest = x.new_zeros(x.shape[0], T - n, *x.shape[2:]) if fill is None else fill[:, n:]
     return torch.cat([x, rest], 1)
 
 

@@ -199,6 +199,17 @@ def test_local_valid_only_same_valid_slots(level):
     torch.testing.assert_close(b['keypoints'][v], a['keypoints'][v], rtol=0, atol=1e-5)
     torch.testing.assert_close(b['keypoint_scores'][v], a['keypoint_scores'][v], rtol=0,
                                atol=1e-6)
-    with pytest.raises(ValueError, match='batch 1'):
-        hm2, off2, emb2 = _maps((3, 1))
-        dec.padded(hm2, off2, emb2, adaptation=level, trim=False, local_valid_only=True)
+    # a batch (3 and 1 people): the local stage runs on the 3-slot prefix of both images;
+    # every image gets its own batch-1 result on its valid slots
+    hm2, off2, emb2 = _maps((3, 1))
+    with torch.no_grad():
+        c = dec.padded(hm2, off2, emb2, adaptation=level, trim=False, local_valid_only=True)
+        for i, n in enumerate((3, 1)):
+            d = dec.padded(hm2[i:i + 1], off2[i:i + 1], emb2[i:i + 1], adaptation=level,
+                           trim=False, local_valid_only=True)
+            assert torch.equal(c['valid'][i], d['valid'][0]) and d['valid'].sum() == n
+            w = d['valid'][0]
+            torch.testing.assert_close(c['keypoints'][i][w], d['keypoints'][0][w], rtol=0,
+                                       atol=1e-5)
+            torch.testing.assert_close(c['keypoint_scores'][i][w], d['keypoint_scores'][0][w],
+                                       rtol=0, atol=1e-6)

@@ -1,0 +1,276 @@
+"""The runtime's engines side by side: PyTorch (default settings), ONNX Runtime fp32 / INT8,
+OpenVINO fp32 / INT8, and batched throughput, in one run.
+
+    python tools/deploy/bench_runtime.py [CONFIG] [--input-size 512] [--threads 1]
+        [--persons 1 30] [--repeats 3] [--batches 1 4 8] [--calib DIR] [--out FILE.json]
+
+Builds the model (random weights unless ``--checkpoint``: speed does not depend on them),
+exports the fp32 graph once and quantises it (``--calib``: real images through the
+runtime's preprocessing; the decoder stays fp32). The number of people N is set through a
+constant centre channel, as ``tools/deploy/bench_onnx.py`` does (the N = 30 files are copies
+with another bias of that channel, a float32 initializer in both files). Per N it times,
+alternately repeat by repeat so that every engine sees the same load, one image on an
+``S x S`` canvas, flip test on:
+
+* ``pytorch``: backbone + heads + flip merge, then the decoder on a synthetic scene of N
+  people (fast global path, slots trimmed), as ``bench_onnx.py``;
+* ``ort_fp32`` / ``ort_int8``: ONNX Runtime, the whole graph + the numpy pose NMS;
+* ``ov_fp32`` / ``ov_int8``: OpenVINO (CPU plugin, f32 precision hint) on the same files.
+
+Then the throughput on ``--batch-images`` canvases of one size (the first N): files exported
+with ``--batch-size`` B, images/s of ``LogoCapONNX.predict`` at each B (ONNX Runtime and, if
+installed, OpenVINO), and that the batched poses equal the single ones.
+Preprocessing (the same numpy code everywhere) is not timed. Ratios are of the minima.
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    p.add_argument('config', nargs='?', default=osp.join(ROOT, 'configs/logocap/w32_coco.py'))
+    p.add_argument('--checkpoint', default=None)
+    p.add_argument('--input-size', type=int, default=512)
+    p.add_argument('--threads', type=int, default=1)
+    p.add_argument('--persons', type=int, nargs='*', default=[1, 30],
+                   help='people per image (1 and/or 30; none: only the batch timing)')
+    p.add_argument('--repeats', type=int, default=3)
+    p.add_argument('--batches', type=int, nargs='*', default=[1, 4, 8])
+    p.add_argument('--batch-images', type=int, default=8)
+    p.add_argument('--batch-repeats', type=int, default=2)
+    p.add_argument('--calib', default=osp.join(ROOT, 'tests', 'data', 'coco'),
+                   help='calibration images for INT8 (default: the bundled COCO images)')
+    p.add_argument('--calib-count', type=int, default=8)
+    p.add_argument('--no-openvino', action='store_true')
+    p.add_argument('--batch-openvino', action='store_true',
+                   help='time the batched files with OpenVINO too')
+    p.add_argument('--out', default=None, help='JSON results file')
+    return p.parse_args(argv)
+
+
+def timed(fns, repeats, warm=None):
+    """{name: fn} -> {name: dict(min_ms, median_ms)}; one warm-up each (``warm``: other
+    warm-up functions), then the functions alternately, repeat by repeat."""
+    for f in (warm or fns).values():
+        f()
+    ts = {k: [] for k in fns}
+    for _ in range(repeats):
+        for k, f in fns.items():
+            t = time.perf_counter()
+            f()
+            ts[k].append(time.perf_counter() - t)
+    return {k: dict(min_ms=1e3 * min(v), median_ms=1e3 * statistics.median(v))
+            for k, v in ts.items()}
+
+
+def set_centre_bias(src, dst, bias):
+    """Copy ``src`` with the head's last-convolution bias (K+1,) replaced by ``bias``."""
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+    m = onnx.load(src)
+    hits = 0
+    for init in m.graph.initializer:
+        if init.name.endswith('heatmap_final.bias'):
+            init.CopyFrom(numpy_helper.from_array(np.asarray(bias, np.float32), init.name))
+            hits += 1
+    if hits != 1:
+        raise ValueError(f'{src}: {hits} initializers named *heatmap_final.bias')
+    onnx.save(m, dst)
+
+
+def max_pose_diff(a, b):
+    """(same pose count, max |d keypoint| px) of two instance lists."""
+    import numpy as np
+    if len(a) != len(b):
+        return False, float('inf')
+    if not a:
+        return True, 0.
+    return True, float(np.abs(np.array([p['keypoints'] for p in a]) -
+                              np.array([p['keypoints'] for p in b])).max())
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    tmp = tempfile.mkdtemp(prefix='logocap_bench_rt_')
+    try:
+        return run(args, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run(args, tmp):
+    import numpy as np
+    import torch
+
+    from logocap_mm.benchmark.models import build_logocap, dataset_flip_indices, load_config
+    from logocap_mm.deploy.export import export_model
+    from logocap_mm.deploy.quantize import quantize_int8
+    from logocap_rt import LogoCapONNX, finalize, to_instances
+    sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+    from bench_onnx import _decode, _flip_pair
+    from logocap_mm.benchmark import synthetic_scene
+    torch.set_num_threads(args.threads)
+    use_ov = not args.no_openvino
+    if use_ov:
+        try:
+            import openvino
+            ov_version = openvino.__version__
+        except ImportError:
+            use_ov, ov_version = False, None
+    cfg, _ = load_config(args.config)
+    model = build_logocap(cfg, 'cpu', args.checkpoint, flip=True, seed=0)
+    head = model.head
+    flip_idx, _ = dataset_flip_indices(cfg, head)
+    model.dataset_meta = dict(flip_indices=flip_idx, num_keypoints=head.num_keypoints)
+    import onnxruntime as ort
+    S, K = args.input_size, head.num_keypoints
+    out = dict(config=args.config, input_size=S, threads=args.threads, flip=True,
+               torch=torch.__version__, onnxruntime=ort.__version__, openvino=ov_version,
+               load_before=os.getloadavg(), cpus=os.cpu_count(), rows=[], batch=[])
+    x = torch.randn(1, 3, S, S, generator=torch.Generator().manual_seed(0))
+    xn = x.numpy()
+    cmeta = dict(input_size=(S, S), input_center=np.float32([S / 2, S / 2]),
+                 input_scale=np.float32([S, S]))
+
+    def image_fn(rt):
+        def f():
+            o = {k: v[0] for k, v in rt.run(xn).items()}
+            return to_instances(finalize(o['keypoints'], o['keypoint_scores'], o['scores'],
+                                         o['valid'], rt.meta), cmeta)
+        return f
+
+    # one export and one quantisation: the N-people variants differ only in the bias of
+    # the centre channel of the head's last convolution, a float32 initializer in both
+    # files (the INT8 file keeps the network's last layers in float32)
+    for n in args.persons:
+        if n not in (1, head.pose_decoder.topk):
+            raise ValueError(f'--persons: 1 and {head.pose_decoder.topk} are supported')
+    with torch.no_grad():
+        head.heatmap_final.weight[K].zero_()
+        head.heatmap_final.bias[K] = 0.
+    fp32 = osp.join(tmp, 'fp32_1.onnx')
+    res = export_model(model, cfg, fp32, input_size=S)
+    int8 = osp.join(tmp, 'int8_1.onnx')
+    t = time.perf_counter()
+    if args.persons:
+        quantize_int8(fp32, int8, args.calib, args.calib_count)
+        out.update(export_s=res['seconds'], quantize_s=time.perf_counter() - t,
+                   onnx_mb=dict(fp32=osp.getsize(fp32) / 2 ** 20,
+                                int8=osp.getsize(int8) / 2 ** 20))
+    for n in args.persons:
+        files = dict(fp32=fp32, int8=int8)
+        if n != 1:
+            with torch.no_grad():
+                head.heatmap_final.bias[K] = 1.
+            for k, p in list(files.items()):
+                files[k] = osp.join(tmp, f'{k}_{n}.onnx')
+                set_centre_bias(p, files[k], head.heatmap_final.bias.detach().numpy())
+        rts = {f'ort_{k}': LogoCapONNX(p, num_threads=args.threads) for k, p in files.items()}
+        if use_ov:
+            rts.update({f'ov_{k}': LogoCapONNX(p, num_threads=args.threads,
+                                               backend='openvino')
+                        for k, p in files.items()})
+        fns = {k: image_fn(rt) for k, rt in rts.items()}
+        with torch.no_grad():
+            hm, off, emb = head.flip_merge(*_flip_pair(model, x), flip_idx)
+            sc = synthetic_scene(1, n, hm.shape[-2:], K, seed=0)
+            hm_n, off_n = sc['heatmaps'].to(hm), sc['offsets'].to(off)
+
+            def torch_image():
+                _, _, e2 = head.flip_merge(*_flip_pair(model, x), flip_idx)
+                head._to_instances(_decode(head, hm_n, off_n, e2, [(S, S)])[0])
+            fns = dict(pytorch=torch_image, **fns)
+            t = timed(fns, args.repeats)
+        o = rts['ort_fp32'].run(xn)
+        poses = {k: f() for k, f in fns.items() if k != 'pytorch'}
+        row = dict(persons=n, ort_valid=int(o['valid'].sum()), times=t,
+                   poses={k: len(v) for k, v in poses.items()})
+        if use_ov:
+            row['ov_vs_ort_fp32'] = max_pose_diff(poses['ort_fp32'], poses['ov_fp32'])
+        base = t['ort_fp32']['min_ms']
+        row['ratios_to_ort_fp32'] = {k: v['min_ms'] / base for k, v in t.items()}
+        row['ratios_to_pytorch'] = {k: v['min_ms'] / t['pytorch']['min_ms']
+                                    for k, v in t.items()}
+        out['rows'].append(row)
+        print(f'N={n} ({row["ort_valid"]} valid slots): ' +
+              ', '.join(f'{k} {v["min_ms"]:.0f} ms' for k, v in t.items()) +
+              ' | /ort_fp32: ' + ', '.join(f'{k} {v:.2f}' for k, v in
+                                           row['ratios_to_ort_fp32'].items()), flush=True)
+        del rts, fns
+    with torch.no_grad():
+        head.heatmap_final.bias[K] = 0.
+    if args.batches:
+        bench_batches(args, out, model, cfg, S, tmp, fp32, use_ov and args.batch_openvino)
+    out['load_after'] = os.getloadavg()
+    text = json.dumps(out, indent=2)
+    print(text)
+    if args.out:
+        fd, t = tempfile.mkstemp(dir=osp.dirname(osp.abspath(args.out)))
+        with os.fdopen(fd, 'w') as f:
+            f.write(text)
+        os.chmod(t, 0o644)
+        os.replace(t, args.out)
+    return 0
+
+
+def bench_batches(args, out, model, cfg, S, tmp, one_path, use_ov):
+    """images/s of ``predict`` on ``--batch-images`` canvases at each batch size."""
+    import numpy as np
+    import torch
+
+    from logocap_mm.deploy.export import export_model
+    from logocap_rt import LogoCapONNX
+    rng = np.random.default_rng(0)
+    xs = rng.standard_normal((args.batch_images, 3, S, S)).astype(np.float32)
+    cmeta = dict(input_size=(S, S), input_center=np.float32([S / 2, S / 2]),
+                 input_scale=np.float32([S, S]))
+    rts = {}
+    for b in args.batches:
+        path = one_path if b == 1 else osp.join(tmp, f'fp32_b{b}.onnx')
+        if b != 1:
+            with torch.no_grad():
+                export_model(model, cfg, path, input_size=S, batch_size=b)
+        rts[f'ort_b{b}'] = LogoCapONNX(path, num_threads=args.threads)
+        if use_ov:
+            rts[f'ov_b{b}'] = LogoCapONNX(path, num_threads=args.threads, backend='openvino')
+
+    def fn(rt):
+        def f():
+            o = rt.run(xs)
+            return [rt._finish({k: v[i] for k, v in o.items()}, cmeta)
+                    for i in range(len(xs))]
+        return f
+    fns = {k: fn(rt) for k, rt in rts.items()}
+    # warm-up: one run of each file's own batch (session arenas), not the whole set
+    warm = {k: (lambda rt=rt: rt.run(xs[:rt.batch_size])) for k, rt in rts.items()}
+    t = timed(fns, args.batch_repeats, warm)
+    res = {k: f() for k, f in fns.items()}
+    for k, v in t.items():
+        eng, b = k.split('_b')
+        ref = res[f'{eng}_b1']
+        same = [max_pose_diff(a, c) for a, c in zip(ref, res[k])]
+        out['batch'].append(dict(engine=eng, batch=int(b), images=len(xs), **v,
+                                 images_per_s=len(xs) / v['min_ms'] * 1e3,
+                                 speedup=t[f'{eng}_b1']['min_ms'] / v['min_ms'],
+                                 same_poses=all(s[0] for s in same),
+                                 max_kpt_diff_px=max(s[1] for s in same)))
+        r = out['batch'][-1]
+        print(f'{eng} batch {b}: {r["images_per_s"]:.3f} images/s (x{r["speedup"]:.2f}), '
+              f'same poses {r["same_poses"]}, max diff {r["max_kpt_diff_px"]:.1e} px',
+              flush=True)
+
+
+if __name__ == '__main__':
+    sys.exit(main())

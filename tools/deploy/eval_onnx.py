@@ -1,0 +1,97 @@
+"""COCO keypoint AP of exported files (fp32 / INT8, any backend) on a config's val set.
+
+    python tools/deploy/eval_onnx.py CONFIG FILE.onnx [FILE.onnx ...] [--backend openvino]
+        [--threads 1] [--limit N] [--out results.json]
+
+Every file runs through the torch-free runtime (``LogoCapONNX``: the same preprocessing,
+graph and pose NMS as ``onnx_infer.py``) on the images of the config's
+``val_dataloader`` annotation file, and MMPose's ``CocoMetric`` built from the config's
+``val_evaluator`` scores the poses, as ``mim test`` does for the PyTorch model. Prints one
+table row per file (AP, AP .5, AP .75, AR) and the time per image.
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import sys
+import tempfile
+import time
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    p.add_argument('config')
+    p.add_argument('models', nargs='+')
+    p.add_argument('--backend', default='onnxruntime', choices=('onnxruntime', 'openvino'))
+    p.add_argument('--threads', type=int, default=None)
+    p.add_argument('--limit', type=int, default=None,
+                   help='first N val images only (a smoke run: the others count as missed)')
+    p.add_argument('--out', default=None, help='JSON file of the results')
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    import numpy as np
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from mmpose.registry import DATASETS, METRICS
+
+    import logocap_mm  # noqa: F401  (registers the LogoCap* modules)
+    from logocap_rt import LogoCapONNX
+    init_default_scope('mmpose')
+    cfg = Config.fromfile(args.config)
+    ds_cfg = cfg.val_dataloader.dataset
+    ds = DATASETS.build(dict(ds_cfg, pipeline=[], test_mode=True))
+    items = [ds.get_data_info(i) for i in range(len(ds))]
+    if args.limit:
+        items = items[:args.limit]
+    rows = []
+    for path in args.models:
+        rt = LogoCapONNX(path, num_threads=args.threads, backend=args.backend)
+        ev = dict(type='CocoMetric')
+        ev.update(cfg.val_evaluator)
+        if not ev.get('ann_file'):
+            raise ValueError('the config\'s val_evaluator has no ann_file')
+        metric = METRICS.build(ev)
+        metric.dataset_meta = ds.metainfo
+        t = time.perf_counter()
+        for it in items:
+            inst = rt(it['img_path'])
+            K = rt.meta['num_keypoints']
+            pred = dict(
+                keypoints=np.array([i['keypoints'] for i in inst], np.float32).reshape(-1, K, 2),
+                keypoint_scores=np.array([i['keypoint_scores'] for i in inst],
+                                         np.float32).reshape(-1, K),
+                bbox_scores=np.array([i['bbox_score'] for i in inst], np.float32))
+            sample = dict(id=it['img_id'], img_id=it['img_id'], pred_instances=pred,
+                          gt_instances={}, category_id=1)
+            metric.process([], [sample])
+        dt = (time.perf_counter() - t) / len(items)
+        with tempfile.TemporaryDirectory() as tmp:
+            metric.outfile_prefix = osp.join(tmp, 'eval')
+            res = metric.evaluate(len(items))
+        row = dict(model=path, backend=args.backend, precision=rt.meta.get('precision', 'fp32'),
+                   adaptation=rt.meta['adaptation'], images=len(items), ms_per_image=1e3 * dt,
+                   **{k: float(v) for k, v in res.items()})
+        rows.append(row)
+        print(f'{osp.basename(path)} ({row["precision"]}, {row["adaptation"]}, '
+              f'{args.backend}): AP {100 * row.get("coco/AP", float("nan")):.1f}, '
+              f'AP.5 {100 * row.get("coco/AP .5", float("nan")):.1f}, '
+              f'AR {100 * row.get("coco/AR", float("nan")):.1f}, {row["ms_per_image"]:.0f} '
+              'ms/image', flush=True)
+    if args.out:  # atomically
+        fd, tmp = tempfile.mkstemp(dir=osp.dirname(osp.abspath(args.out)), suffix='.tmp')
+        with os.fdopen(fd, 'w') as f:
+            json.dump(rows, f, indent=2)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, args.out)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
