@@ -89,7 +89,8 @@ class LogoCapONNX:
         shp = eng.output_shapes[0]
         N = self.batch_size
         want = [N, T, K, 2] if N > 1 else [T, K, 2]
-        if list(shp) != want:
+        # a dimension the graph leaves symbolic (None) is checked on the outputs at run time
+        if len(shp) != len(want) or any(d is not None and d != w for d, w in zip(shp, want)):
             raise ValueError(f'{path}: output keypoints has shape {shp}, the metadata says '
                              f'{tuple(want)}')
 
@@ -111,6 +112,10 @@ class LogoCapONNX:
             if len(xi) < N:
                 xi = np.concatenate([xi, np.repeat(xi[-1:], N - len(xi), 0)])
             o = self.engine.run(np.ascontiguousarray(xi))
+            T, K = self.meta['topk'], self.meta['num_keypoints']
+            if tuple(o[0].shape[-3:]) != (T, K, 2):
+                raise ValueError(f'{self.path}: the graph returned keypoints of shape '
+                                 f'{o[0].shape}, the metadata says (..., {T}, {K}, 2)')
             outs.append([v[None] if N == 1 else v for v in o])
         return {k: np.concatenate([o[j] for o in outs])[:B]
                 for j, k in enumerate(OUTPUT_NAMES)}

@@ -177,7 +177,15 @@ def test_w48_experiment_yaml_and_config_text(tmp_path):
                            shift_factor=0.2, scale_factor=(0.75, 1.5), rotate_factor=30)
     assert pipe[4] == dict(type='LogoCapGetHeatmapMask')
     # flip test consistent with the training targets (tests/test_models/test_heads/test_flip_consistency.py)
-    from test_flip_consistency import flip_test_misalignment
+    # the helper lives beside the head tests; load it by path so that this test also runs
+    # alone (a plain import works only when pytest has put that folder on sys.path)
+    import importlib.util
+    src = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'test_models', 'test_heads',
+                   'test_flip_consistency.py')
+    spec = importlib.util.spec_from_file_location('_flip_consistency_helpers', src)
+    helpers = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(helpers)
+    flip_test_misalignment = helpers.flip_test_misalignment
     peak_err, off_err, mode = flip_test_misalignment(str(out))
     assert mode == 'reference' and peak_err < 0.02 and off_err < 1e-4
     # untouched base entries survive the merge

@@ -272,7 +272,8 @@ class LogoCapDecoder(nn.Module):
         if n is not None and level == 'partial':
             kpts, vals = self.refine(level, hr, poses[:, :n], local)
             kpts, vals = _pad_slots(kpts, poses.shape[1], poses), _pad_slots(vals, poses.shape[1])
-        elif n is not None and level == 'full':
+        elif n is not None and level == 'full' and poses.shape[0] == 1:
+            # (batch 1: a batched file keeps the padded global stage below)
             # the global stage on the n valid slots too (plain path, the KAM convolution as
             # a loop over the slots: no group count that depends on n), padded back to T
             # with (P0, 0): its cost follows the number of people in the exported graph

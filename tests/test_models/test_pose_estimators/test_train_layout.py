@@ -50,7 +50,10 @@ def _validate(model, memory_format):
     """A test-time predict (as a validation runs) in ``memory_format``."""
     from mmpose.structures import PoseDataSample
     model.eval()
-    model.test_cfg = dict(model.test_cfg, memory_format=memory_format, flip_test=False)
+    # fuse_conv_bn=False: the model's own modules must take the test layout (a folded copy
+    # would leave them as they are)
+    model.test_cfg = dict(model.test_cfg, memory_format=memory_format, flip_test=False,
+                          fuse_conv_bn=False)
     ds = PoseDataSample(metainfo=dict(
         input_size=(128, 128), input_center=np.array([64., 64.]),
         input_scale=np.array([128., 128.]), ori_shape=(128, 128), img_shape=(128, 128),
