@@ -35,3 +35,14 @@ def write_video(path, n=4, size=(32, 24), fourcc='mp4v'):
         w.write(np.full((size[1], size[0], 3), 40 * i, np.uint8))
     w.release()
     return str(path)
+
+
+def count_frames(path):
+    """Number of frames OpenCV can read from the video file ``path``."""
+    import cv2
+    cap = cv2.VideoCapture(str(path))
+    n = 0
+    while cap.read()[0]:
+        n += 1
+    cap.release()
+    return n

@@ -10,7 +10,7 @@ import pytest
 
 from logocap_rt import cli, video
 
-from .helpers import png_header_only, write_image, write_video
+from .helpers import count_frames, png_header_only, write_image, write_video
 
 
 def test_same_stem_keeps_both_results(tiny_onnx, tmp_path, capsys):
@@ -135,18 +135,8 @@ def test_video_outputs(tiny_onnx, tmp_path, capsys):
     assert cli.run([tiny_onnx, clip, '--out-dir', str(out)]) == 0
     frames = json.loads((out / 'clip.mp4.json').read_text())
     assert [f['frame_id'] for f in frames] == [0, 1, 2, 3]
-    assert _frames(out / 'clip.mp4') == 4
+    assert count_frames(out / 'clip.mp4') == 4
     assert not [f for f in os.listdir(out) if f.startswith('.')]  # no temporary file left
-
-
-def _frames(path):
-    import cv2
-    cap = cv2.VideoCapture(str(path))
-    n = 0
-    while cap.read()[0]:
-        n += 1
-    cap.release()
-    return n
 
 
 class _InterruptedSource(video.FrameSource):
@@ -169,7 +159,7 @@ def test_ctrl_c_keeps_the_frames_done(tiny_onnx, tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err
     assert 'interrupted after 3 of 8 frame(s)' in err and 'Traceback' not in err
     assert len(json.loads((out / 'clip.mp4.partial.json').read_text())) == 3
-    assert _frames(out / 'clip.partial.mp4') == 3
+    assert count_frames(out / 'clip.partial.mp4') == 3
     assert (out / 'clip.mp4.json').read_text() == 'complete earlier result'
     assert not [f for f in os.listdir(out) if f.startswith('.')]
 

@@ -11,17 +11,7 @@ import pytest
 from logocap_rt import cli, video
 from logocap_rt.video_track import VideoOptions
 
-from .helpers import write_video
-
-
-def _frames(path):
-    import cv2
-    cap = cv2.VideoCapture(str(path))
-    n = 0
-    while cap.read()[0]:
-        n += 1
-    cap.release()
-    return n
+from .helpers import count_frames, write_video
 
 
 def test_track_smooth_and_max_frames_on_a_clip(tiny_onnx, tmp_path, capsys):
@@ -36,7 +26,7 @@ def test_track_smooth_and_max_frames_on_a_clip(tiny_onnx, tmp_path, capsys):
     tracked = frames[3]['instances'][0]
     np.testing.assert_allclose(tracked['keypoints'], tracked['keypoints_raw'])  # still pose
     assert 'keypoints_raw' not in frames[0]['instances'][0]
-    assert _frames(out / 'clip.mp4') == 5
+    assert count_frames(out / 'clip.mp4') == 5
     err = capsys.readouterr().err
     assert '[5/5] 100%' in err  # a file: progress line with the (limited) frame count
 
@@ -101,7 +91,7 @@ def test_ctrl_c_with_tracking_keeps_the_tracked_frames(tiny_onnx, tmp_path, caps
     assert cli.run([tiny_onnx, clip, '--out-dir', str(out), '--track']) == 130
     frames = json.loads((out / 'clip.mp4.partial.json').read_text())
     assert [[i['track_id'] for i in f['instances']] for f in frames] == [[-1], [1], [1]]
-    assert _frames(out / 'clip.partial.mp4') == 3
+    assert count_frames(out / 'clip.partial.mp4') == 3
 
 
 @pytest.mark.parametrize('argv,msg', [(['--camera', '-1'], '--camera'),

@@ -105,16 +105,6 @@ class _InterruptedSource(FrameSource):
             yield frame
 
 
-def _frames(path):
-    import cv2
-    cap = cv2.VideoCapture(str(path))
-    n = 0
-    while cap.read()[0]:
-        n += 1
-    cap.release()
-    return n
-
-
 def test_video_ctrl_c_keeps_the_frames_done(demo, ckpt, tmp_path, capsys, monkeypatch):
     from logocap_rt import video
     clip = helpers.write_video(tmp_path / 'clip.mp4', n=6, size=(64, 48))
@@ -125,7 +115,7 @@ def test_video_ctrl_c_keeps_the_frames_done(demo, ckpt, tmp_path, capsys, monkey
     assert 'interrupted after 3 of 6 frame(s)' in err and 'Traceback' not in err
     with open(out / 'predictions' / 'clip.mp4.partial.json') as f:
         assert [fr['frame_id'] for fr in json.load(f)] == [0, 1, 2]
-    assert _frames(out / 'vis' / 'clip.partial.mp4') == 3
+    assert helpers.count_frames(out / 'vis' / 'clip.partial.mp4') == 3
     assert not osp.exists(out / 'vis' / 'clip.mp4')
 
 
@@ -133,7 +123,7 @@ def test_video_and_a_size_the_encoder_refuses(demo, ckpt, tmp_path, capsys):
     clip = helpers.write_video(tmp_path / 'clip.mp4', n=3, size=(64, 48))
     out = tmp_path / 'out'
     (path, frames), = demo.main([TINY_COCO, ckpt, clip, '--out-dir', str(out), '--no-flip'])
-    assert len(frames) == 3 and _frames(out / 'vis' / 'clip.mp4') == 3
+    assert len(frames) == 3 and helpers.count_frames(out / 'vis' / 'clip.mp4') == 3
     with open(out / 'predictions' / 'clip.mp4.json') as f:
         assert len(json.load(f)) == 3
     # 1x1 frames (an MJPEG stream named .mp4): no drawn video, said so, exit 1
@@ -174,7 +164,7 @@ def test_video_track_smooth_and_max_frames(demo, ckpt, tmp_path, capsys, monkeyp
     monkeypatch.setattr(demo, 'infer', fake_infer)
     (path, frames), = demo.main([TINY_COCO, ckpt, clip, '--out-dir', str(out), '--no-flip',
                                  '--smooth', '--max-frames', '3'])
-    assert len(frames) == 3 and _frames(out / 'vis' / 'clip.mp4') == 3
+    assert len(frames) == 3 and helpers.count_frames(out / 'vis' / 'clip.mp4') == 3
     with open(out / 'predictions' / 'clip.mp4.json') as f:
         saved = json.load(f)
     assert [[i['track_id'] for i in fr['instances']] for fr in saved] == [[-1, -1], [1, -1],
