@@ -244,3 +244,35 @@ def test_help_imports_neither_torch_nor_the_package():
                          check=True).stdout
     assert '--persons' in out and '--checkpoint' in out
     assert out.strip().splitlines()[-1] == 'HEAVY []'
+
+
+def test_benchmark_e2e_variants_same_poses(tmp_path, capsys):
+    """tools/benchmark_e2e.py: every variant runs through inference_bottomup, the first is the
+    ratio's reference, the default plan (channels_last + BatchNorm folding) gives the
+    contiguous plan's poses; bad --variant values and an output over an input are refused."""
+    tool = load_tool('tools/benchmark_e2e.py', 'benchmark_e2e_cli')
+    img = osp.join(ROOT, 'tests/data/coco/000000196141.jpg')
+    out = tmp_path / 'e2e.json'
+    res = tool.main([TINY, '--image', img, '--rounds', '1',
+                     '--variant', 'contiguous=memory_format=contiguous,fuse_conv_bn=False',
+                     '--variant', 'default=', '--variant',
+                     "fused=memory_format='channels_last',fuse_conv_bn=True", '--out', str(out)])
+    data = json.loads(out.read_text())
+    assert list(data['variants']) == ['contiguous', 'default', 'fused']
+    assert data['input_size'] == 128 and data['rounds'] == 1
+    rows = data['variants']
+    assert rows['contiguous']['ratio'] == 1.0
+    assert rows['fused']['test_cfg'] == dict(memory_format='channels_last', fuse_conv_bn=True)
+    for name in ('default', 'fused'):
+        assert rows[name]['best_ms'] > 0 and len(rows[name]['samples_ms']) == 1
+        assert rows[name]['poses'] == rows['contiguous']['poses']
+        assert rows[name]['max_kpt_diff_px'] < 1e-2
+    assert res['variants']['default']['ratio'] == pytest.approx(
+        rows['default']['best_ms'] / rows['contiguous']['best_ms'])
+    assert '| default |' in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        tool.parse_args([TINY, '--variant', 'noequals'])
+    with pytest.raises(SystemExit):
+        tool.parse_args([TINY, '--rounds', '0'])
+    with pytest.raises(ValueError, match='is the input'):
+        tool.main([TINY, '--image', img, '--rounds', '1', '--out', img])
