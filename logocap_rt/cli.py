@@ -17,10 +17,10 @@ summarises and exits 1. Ctrl-C during a video keeps the frames done (``DIR/clip.
 ``DIR/clip.mp4.partial.json``) and exits 130. Refused arguments: one line, exit 2.
 
 Videos, cameras (``--camera N``, or ``0`` as an input) and streams: ``--track`` gives every
-pose a ``track_id`` (stable across frames; -1 = not tracked yet) and draws each track in its
-own colour with its id; ``--smooth`` also smooths the tracked keypoints (One-Euro; the
-detected ones stay in ``keypoints_raw``); ``--max-frames N`` stops after N frames. A
-progress line (files) or the frames per second (cameras, streams) is shown on stderr.
+pose a ``track_id`` (stable across frames; -1 = not tracked: a pose under ``--pose-thr``) and
+draws each track in its own colour with its id; ``--smooth`` also smooths the tracked keypoints
+(One-Euro; the detected ones stay in ``keypoints_raw``); ``--max-frames N`` stops after N
+frames. A progress line (files) or the frames per second (cameras, streams) is shown on stderr.
 """
 import argparse
 import os

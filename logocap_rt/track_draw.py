@@ -2,7 +2,7 @@
 import cv2
 import numpy as np
 
-UNTRACKED = (160, 160, 160)  # BGR grey for poses without an id (tentative tracks)
+UNTRACKED = (160, 160, 160)  # BGR grey for poses without an id (not tracked)
 
 
 def track_colour(track_id):

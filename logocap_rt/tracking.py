@@ -5,12 +5,15 @@ ids:
 
 * **distance**: ``1 - OKS`` between each detection and each track's pose predicted for this
   frame (last pose + a per-keypoint constant-velocity step), keypoints with a score below
-  ``kpt_thr`` left out, the track's keypoint-box area as the OKS scale;
+  ``kpt_thr`` left out, the track's keypoint-box area as the OKS scale (at least
+  ``scene_area`` times the confirmed tracks' median);
 * **assignment**: optimal (scipy's ``linear_sum_assignment``), pairs under ``min_oks``
-  refused;
-* **birth**: a new track is tentative (``track_id = -1`` in the output) until it has been
-  matched in ``min_hits`` consecutive frames; then it gets the next integer id (1, 2, ...),
-  kept until the track ends;
+  refused; then a second round for the poses left and the confirmed tracks lost for more
+  than a frame, at the better of the predicted and the last seen pose, pairs under
+  ``rematch_oks`` refused;
+* **birth**: a new track gets the next integer id (1, 2, ...), kept until the track ends;
+  with ``min_hits`` > 1 it is tentative (``track_id = -1`` in the output) until it has been
+  matched in ``min_hits`` consecutive frames;
 * **end**: a track not matched for more than ``max_age`` frames is dropped (a tentative one
   as soon as it misses a frame);
 * **smoothing** (optional): each confirmed track's keypoints go through a One-Euro filter
@@ -46,6 +49,13 @@ class TrackerConfig:
             ``n / (n + support)``, n = the keypoints they share: a match on few keypoints
             counts less (>= 0).
         pose_thr (float): poses with a pose score below this are not tracked (id -1).
+        scene_area (float): the OKS scale is at least this times the median area of the
+            confirmed tracks (their largest keypoint boxes): a person entering the image
+            with an arm in view is matched at about a person's size, not the arm's (0: off).
+        rematch_oks (float): a second assignment round gives the poses left unmatched to
+            the confirmed tracks lost for more than a frame, each scored at the better of
+            its predicted and its last seen pose (a person who stopped or turned round out
+            of sight), when their similarity is at least this (> 1: no second round).
         velocity (float): weight (0-1) of the newest displacement in each keypoint's velocity
             estimate (an exponential average); 0 turns motion prediction off.
         smooth (bool): One-Euro smoothing of the tracked keypoints.
@@ -55,13 +65,15 @@ class TrackerConfig:
         sigmas (tuple): per-keypoint OKS sigmas (COCO's by default).
     """
     min_oks: float = 0.25
-    min_hits: int = 2
+    min_hits: int = 1
     max_age: int = 15
     kpt_thr: float = 0.05
     min_area: float = 1024.0
     support: float = 1.0
     pose_thr: float = 0.05
     velocity: float = 0.3
+    scene_area: float = 1.0
+    rematch_oks: float = 0.5
     smooth: bool = False
     fps: float = 25.0
     min_cutoff: float = 1.0
@@ -74,7 +86,7 @@ class TrackerConfig:
             raise ValueError(f'TrackerConfig.{name} must be {what}, '
                              f'got {getattr(self, name)!r}')
         for name in ('min_oks', 'kpt_thr', 'min_area', 'support', 'pose_thr', 'velocity',
-                     'fps'):
+                     'fps', 'scene_area', 'rematch_oks'):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
                 bad(name, 'a finite number')
@@ -86,6 +98,10 @@ class TrackerConfig:
             bad('fps', '> 0')
         if self.support < 0:
             bad('support', '>= 0')
+        if self.scene_area < 0:
+            bad('scene_area', '>= 0')
+        if self.rematch_oks <= 0:
+            bad('rematch_oks', '> 0')
         if self.min_area < 1:
             bad('min_area', '>= 1')
         for name, lo in (('min_hits', 1), ('max_age', 0)):
@@ -203,18 +219,32 @@ class PoseTracker:
             pred = self._predict(f)
             # OKS scale: the largest keypoint box of the pair (the track's largest so far: a
             # person entering the image or coming out of occlusion shows only part of the
-            # body), at least min_area
-            area = np.maximum(np.maximum(areas[use][:, None], tr['area'][None]),
-                              cfg.min_area)
-            oks = oks_matrix(kpts[use], valid[use], pred, tr['valid'], area, cfg.sigmas)
-            # a match on few keypoints weighs less (one ankle of a person entering the image
-            # must not take the track of the person whose ankle it overlaps)
-            n = (valid[use][:, None] & tr['valid'][None]).sum(-1)
-            oks = oks * n / np.maximum(n + cfg.support, 1e-9)
+            # body), at least min_area and scene_area x the confirmed tracks' median
+            floor = cfg.min_area
+            conf = tr['id'] >= 0
+            if cfg.scene_area > 0 and conf.any():
+                floor = max(floor, cfg.scene_area * float(np.median(tr['area'][conf])))
+            area = np.maximum(np.maximum(areas[use][:, None], tr['area'][None]), floor)
+            sim = self._similarity(kpts[use], valid[use], pred, tr['valid'], area)
             from scipy.optimize import linear_sum_assignment
-            rows, cols = linear_sum_assignment(1.0 - oks)
-            ok = oks[rows, cols] >= cfg.min_oks
-            det_i, trk_i = use[rows[ok]], cols[ok]
+            rows, cols = linear_sum_assignment(1.0 - sim)
+            ok = sim[rows, cols] >= cfg.min_oks
+            rows, cols = rows[ok], cols[ok]
+            # second round: the poses left against the confirmed tracks lost for more than a
+            # frame, each at the better of its predicted and its last seen pose (a person who
+            # stopped or turned round while out of sight), under the stricter rematch_oks
+            lost = np.setdiff1d(np.flatnonzero((f - tr['last'] > 1) & (tr['id'] >= 0)), cols)
+            left = np.setdiff1d(np.arange(len(use)), rows)
+            if cfg.rematch_oks <= 1 and len(lost) and len(left):
+                sub = np.ix_(left, lost)
+                s2 = np.maximum(sim[sub], self._similarity(
+                    kpts[use[left]], valid[use[left]], tr['kpts'][lost], tr['valid'][lost],
+                    area[sub]))
+                r2, c2 = linear_sum_assignment(1.0 - s2)
+                ok = s2[r2, c2] >= cfg.rematch_oks
+                rows = np.concatenate([rows, left[r2[ok]]])
+                cols = np.concatenate([cols, lost[c2[ok]]])
+            det_i, trk_i = use[rows], cols
         self._continue(det_i, trk_i, kpts, valid, areas, f)
         born = np.setdiff1d(use, det_i)
         trk_born = self._birth(born, kpts, valid, areas, f)
@@ -242,6 +272,15 @@ class PoseTracker:
             for k in self._f:
                 self._f[k] = self._f[k][keep]
         return ids, out
+
+    def _similarity(self, kd, vd, kt, vt, area):
+        """(N, M) OKS of detections ``kd`` (N, K, 2) / ``vd`` (N, K) with track poses ``kt``
+        (M, K, 2) / ``vt`` (M, K) at scale ``area`` (N, M), times ``n / (n + support)``, n
+        the keypoints they share: a match on few keypoints weighs less (one ankle of a
+        person entering the image must not take the track of the person it overlaps)."""
+        oks = oks_matrix(kd, vd, kt, vt, area, self.config.sigmas)
+        n = (vd[:, None] & vt[None]).sum(-1)
+        return oks * n / np.maximum(n + self.config.support, 1e-9)
 
     def _continue(self, det_i, trk_i, kpts, valid, areas, f):
         """Matched detections ``det_i`` continue tracks ``trk_i``."""

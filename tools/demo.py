@@ -27,11 +27,11 @@ frames done are kept as ``vis/clip.partial.mp4`` and ``predictions/clip.mp4.part
 (a complete earlier result is not replaced); the exit status is then 130.
 
 Videos, cameras (``--camera N`` instead of INPUT) and streams: ``--track`` gives every pose a
-``track_id`` in the JSON (stable across frames; -1 = not tracked yet) and draws each track in
-its own colour with its id (our drawing on top of the inferencer's predictions);
-``--smooth`` also smooths the tracked keypoints (One-Euro; the detected ones stay in
-``keypoints_raw``); ``--max-frames N`` stops after N frames. Files show a progress line,
-cameras and streams the frames per second.
+``track_id`` in the JSON (stable across frames; -1 = not tracked: a pose under the pose
+threshold) and draws each track in its own colour with its id (our drawing on top of the
+inferencer's predictions); ``--smooth`` also smooths the tracked keypoints (One-Euro; the
+detected ones stay in ``keypoints_raw``); ``--max-frames N`` stops after N frames. Files show a
+progress line, cameras and streams the frames per second.
 
 The checkpoint must match the config's architecture: unlike ``mmengine.load_checkpoint``
 (which only warns and then runs partly random weights), a checkpoint with missing,

@@ -35,7 +35,7 @@ def test_ids_follow_people_through_shuffles_and_drops():
     rng = np.random.default_rng(0)
     starts = np.array([[100., 300.], [300., 300.], [500., 320.]])
     vel = np.array([[4., 0.], [-1., 0.5], [-4., 0.]])
-    tracker = PoseTracker()
+    tracker = PoseTracker(min_hits=2)
     truth_to_id = {}
     for f in range(60):
         poses = np.stack([_person(*(s + v * f)) for s, v in zip(starts, vel)])
@@ -98,6 +98,51 @@ def test_tentative_track_dies_on_first_miss_and_min_hits_1():
     assert tracker.update(np.stack([p, _person(400, 200)]))[0].tolist() == [1, 2]
 
 
+def test_default_gives_ids_from_the_first_frame():
+    ids, _ = PoseTracker().update(np.stack([_person(100, 200), _person(400, 200)]))
+    assert ids.tolist() == [1, 2]
+
+
+def test_person_entering_with_an_arm_in_view_keeps_one_id():
+    """Noise 3 px; a third person enters showing only a compact arm (shoulder, elbow, wrist:
+    a 15 x 18 px keypoint box) for 12 frames, then the whole body. Scored at the arm's
+    size the noise breaks the track every few frames (new ids); at the size of the
+    people already tracked (scene_area) the person keeps one id."""
+    rng = np.random.default_rng(3)
+    tracker = PoseTracker()
+    arm = np.array([[0., 0.], [8., 10.], [15., 18.]])  # shoulder, elbow, wrist
+    seen = set()
+    for f in range(30):
+        x = 600 - 3 * f
+        c = _person(x, 300)
+        c[[6, 8, 10]] = c[6] + arm
+        ks = np.ones((3, 17))
+        if f < 12:
+            ks[2] = 0
+            ks[2, [6, 8, 10]] = 1
+        poses = np.stack([_person(100 + f, 300), _person(350, 300 - f), c])
+        ids, _ = tracker.update(poses + rng.normal(0, 3, poses.shape), ks)
+        seen.add(int(ids[2]))
+    assert seen == {3}
+
+
+def test_person_turning_round_out_of_sight_keeps_the_id():
+    """A person walks right, is not detected for 10 frames (turns round behind something)
+    and comes back where last seen, walking left: the constant-velocity prediction has
+    moved on by 33 px, the second round at the last seen pose finds the person; another
+    person appearing 150 px away gets a new id."""
+    rng = np.random.default_rng(4)
+    tracker = PoseTracker()
+    for f in range(20):
+        ids, _ = tracker.update(_person(100 + 3 * f, 300)[None] + rng.normal(0, 2, (1, 17, 2)))
+    for f in range(20, 30):
+        tracker.update(np.zeros((0, 17, 2)))
+    for f in range(30, 40):
+        poses = np.stack([_person(160 - 3 * (f - 30), 300), _person(310, 300)])
+        ids2, _ = tracker.update(poses + rng.normal(0, 2, poses.shape))
+        assert ids2.tolist() == [ids[0], ids[0] + 1]
+
+
 def test_low_scores_not_tracked_and_far_pose_is_new_person():
     tracker = PoseTracker(min_hits=1, pose_thr=0.3, kpt_thr=0.2)
     p = _person(100, 200)
@@ -132,7 +177,8 @@ def test_smoothing_output_and_raw_kept():
 @pytest.mark.parametrize('field,value', [
     ('min_oks', 0.0), ('min_oks', 1.5), ('min_hits', 0), ('max_age', -1), ('fps', 0.0),
     ('min_area', 0.5), ('velocity', 2.0), ('kpt_thr', float('nan')), ('min_cutoff', 0.0),
-    ('beta', -1.0), ('sigmas', ()), ('min_hits', 2.5)])
+    ('beta', -1.0), ('sigmas', ()), ('min_hits', 2.5), ('scene_area', -1.0),
+    ('rematch_oks', 0.0), ('scene_area', float('inf'))])
 def test_config_refuses_bad_values(field, value):
     with pytest.raises(ValueError, match=field):
         TrackerConfig(**{field: value})

@@ -22,10 +22,10 @@ def test_track_smooth_and_max_frames_on_a_clip(tiny_onnx, tmp_path, capsys):
     frames = json.loads((out / 'clip.mp4.json').read_text())
     assert [f['frame_id'] for f in frames] == [0, 1, 2, 3, 4]
     ids = [[i['track_id'] for i in f['instances']] for f in frames]
-    assert ids == [[-1], [1], [1], [1], [1]]  # tentative in frame 0, then one stable id
-    tracked = frames[3]['instances'][0]
-    np.testing.assert_allclose(tracked['keypoints'], tracked['keypoints_raw'])  # still pose
-    assert 'keypoints_raw' not in frames[0]['instances'][0]
+    assert ids == [[1], [1], [1], [1], [1]]  # an id from frame 0 on, the same one
+    for f in (0, 3):  # the filter passes the first sample through; a still pose stays
+        tracked = frames[f]['instances'][0]
+        np.testing.assert_allclose(tracked['keypoints'], tracked['keypoints_raw'])
     assert count_frames(out / 'clip.mp4') == 5
     err = capsys.readouterr().err
     assert '[5/5] 100%' in err  # a file: progress line with the (limited) frame count
@@ -70,7 +70,7 @@ def test_fake_camera_with_tracking(tiny_onnx, tmp_path, capsys, monkeypatch):
                     '--max-frames', '4']) == 0
     assert _FakeCapture.opened[-1] == 0  # opened as a device index
     frames = json.loads((out / 'camera0.json').read_text())
-    assert [[i['track_id'] for i in f['instances']] for f in frames] == [[-1], [1], [1], [1]]
+    assert [[i['track_id'] for i in f['instances']] for f in frames] == [[1], [1], [1], [1]]
     err = capsys.readouterr().err
     assert '4 frames' in err and 'frames/s' in err and '%' not in err  # a stream: fps only
 
@@ -90,7 +90,7 @@ def test_ctrl_c_with_tracking_keeps_the_tracked_frames(tiny_onnx, tmp_path, caps
     out = tmp_path / 'out'
     assert cli.run([tiny_onnx, clip, '--out-dir', str(out), '--track']) == 130
     frames = json.loads((out / 'clip.mp4.partial.json').read_text())
-    assert [[i['track_id'] for i in f['instances']] for f in frames] == [[-1], [1], [1]]
+    assert [[i['track_id'] for i in f['instances']] for f in frames] == [[1], [1], [1]]
     assert count_frames(out / 'clip.partial.mp4') == 3
 
 

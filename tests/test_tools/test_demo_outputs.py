@@ -167,7 +167,7 @@ def test_video_track_smooth_and_max_frames(demo, ckpt, tmp_path, capsys, monkeyp
     assert len(frames) == 3 and helpers.count_frames(out / 'vis' / 'clip.mp4') == 3
     with open(out / 'predictions' / 'clip.mp4.json') as f:
         saved = json.load(f)
-    assert [[i['track_id'] for i in fr['instances']] for fr in saved] == [[-1, -1], [1, -1],
+    assert [[i['track_id'] for i in fr['instances']] for fr in saved] == [[1, -1], [1, -1],
                                                                           [1, -1]]
     tracked = saved[2]['instances'][0]
     assert tracked['keypoints_raw'] != tracked['keypoints']  # smoothed: trails the motion
