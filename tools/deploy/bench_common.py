@@ -97,3 +97,15 @@ def flip_pair(model, x):
     import torch
     hm, off, emb = model.head.forward(model.extract_feat(torch.cat([x, x.flip(-1)])))
     return (hm[:1], off[:1], emb[:1]), (hm[1:], off[1:])
+
+
+def ort_image(rt, x, cmeta: dict):
+    """A function timing the runtime's side of one image: the graph on ``x`` (1, 3, S, S)
+    and the numpy pose NMS / people cap on its outputs; it returns the instances."""
+    from logocap_rt import finalize, to_instances
+
+    def run():
+        o = {k: v[0] for k, v in rt.run(x).items()}  # the file's outputs have a batch axis
+        return to_instances(finalize(o['keypoints'], o['keypoint_scores'], o['scores'],
+                                     o['valid'], rt.meta), cmeta)
+    return run

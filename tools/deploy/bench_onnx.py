@@ -39,7 +39,7 @@ import time
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from bench_common import (ROOT, add_out, build_model, canvas_meta, check_out,  # noqa: E402
-                          decode, flip_pair, model_parser, timed, write_out)
+                          decode, flip_pair, model_parser, ort_image, timed, write_out)
 
 
 def parse_args(argv=None):
@@ -89,7 +89,7 @@ def main(argv=None):
     import torch
 
     from logocap_mm.benchmark import synthetic_scene
-    from logocap_mm.deploy import LogoCapONNX, finalize, to_instances
+    from logocap_mm.deploy import LogoCapONNX
     from logocap_mm.deploy.export import export_model
     torch.set_num_threads(args.threads)
     cfg, model, flip_idx = build_model(args, args.adaptation)
@@ -134,11 +134,6 @@ def main(argv=None):
         rt = LogoCapONNX(path, num_threads=args.threads)
         ort_valid[n] = int(rt.run(xn)['valid'].sum())
 
-        def ort_image(rt=rt):
-            o = rt.run(xn)
-            to_instances(finalize(o['keypoints'], o['keypoint_scores'], o['scores'],
-                                  o['valid'], rt.meta), cmeta)
-
         with torch.no_grad():
             hm, off, emb = model.head.flip_merge(*flip_pair(model, x), flip_idx)
             sc = scene_fn(1, n, hm.shape[-2:], K, seed=0)
@@ -150,7 +145,7 @@ def main(argv=None):
                 _, _, e2 = model.head.flip_merge(*flip_pair(model, x), flip_idx)
                 head._to_instances(decode(head, hm_n, off_n, e2, [(S, S)])[0])
 
-        fns[('torch', n)], fns[('ort', n)] = torch_image, ort_image
+        fns[('torch', n)], fns[('ort', n)] = torch_image, ort_image(rt, xn, cmeta)
         if args.torch_default:
             def default_image(hm_n=hm_n, off_n=off_n):
                 # the network as predict() runs it: the test_cfg's plan (CPU: channels_last)

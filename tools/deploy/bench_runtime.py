@@ -32,7 +32,7 @@ import time
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from bench_common import (ROOT, add_out, build_model, canvas_meta, check_out,  # noqa: E402
-                          decode, flip_pair, model_parser, timed, write_out)
+                          decode, flip_pair, model_parser, ort_image, timed, write_out)
 
 
 def parse_args(argv=None):
@@ -92,10 +92,10 @@ def run(args, tmp, inputs=None):
 
     from logocap_mm.deploy.export import export_model
     from logocap_mm.deploy.quantize import quantize_int8
-    from logocap_rt import LogoCapONNX, finalize, to_instances
+    from logocap_rt import LogoCapONNX
     from logocap_mm.benchmark import synthetic_scene
     torch.set_num_threads(args.threads)
-    use_ov = not args.no_openvino
+    use_ov, ov_version = not args.no_openvino, None
     if use_ov:
         try:
             import openvino
@@ -112,13 +112,6 @@ def run(args, tmp, inputs=None):
     x = torch.randn(1, 3, S, S, generator=torch.Generator().manual_seed(0))
     xn = x.numpy()
     cmeta = canvas_meta(S)
-
-    def image_fn(rt):
-        def f():
-            o = {k: v[0] for k, v in rt.run(xn).items()}
-            return to_instances(finalize(o['keypoints'], o['keypoint_scores'], o['scores'],
-                                         o['valid'], rt.meta), cmeta)
-        return f
 
     # one export and one quantisation: the N-people variants differ only in the bias of
     # the centre channel of the head's last convolution, a float32 initializer in both
@@ -151,7 +144,7 @@ def run(args, tmp, inputs=None):
             rts.update({f'ov_{k}': LogoCapONNX(p, num_threads=args.threads,
                                                backend='openvino')
                         for k, p in files.items()})
-        fns = {k: image_fn(rt) for k, rt in rts.items()}
+        fns = {k: ort_image(rt, xn, cmeta) for k, rt in rts.items()}
         with torch.no_grad():
             hm, off, emb = head.flip_merge(*flip_pair(model, x), flip_idx)
             sc = synthetic_scene(1, n, hm.shape[-2:], K, seed=0)
