@@ -33,9 +33,9 @@ def _plain(obj):
     raise TypeError(f'Object of type {type(obj).__name__} is not JSON serializable')
 
 
-def json_text(obj) -> str:
+def json_text(obj, indent: int = 2, sort_keys: bool = False) -> str:
     """``obj`` as indented JSON text; numpy scalars and arrays become numbers and lists."""
-    return json.dumps(obj, indent=2, default=_plain)
+    return json.dumps(obj, indent=indent, sort_keys=sort_keys, default=_plain)
 
 
 def same_file(a: str, b: str) -> bool:

@@ -11,7 +11,6 @@ the ONNX network graph; ``--onnx`` further network graphs with the input ``input
 (1, 3, S, S). Random weights.
 """
 import argparse
-import json
 import os
 import os.path as osp
 import shutil
@@ -63,6 +62,10 @@ def main(argv=None):
         if not sep or not osp.isfile(path):
             raise ValueError(f'--onnx {item!r}: expected LABEL=FILE of an existing file')
         extra[label] = path
+    from logocap_rt.outputs import InputSet, atomic_write, check_output, json_text
+    inputs = InputSet([args.config, *extra.values()])
+    if args.out:  # refused before the timing, not after it
+        check_output(args.out, inputs, '--out')
     import torch
 
     from logocap_mm.benchmark.fractions import measure_fractions
@@ -81,13 +84,7 @@ def main(argv=None):
                cpus=os.cpu_count())
     print(table(res))
     if args.out:
-        fd, tmpf = tempfile.mkstemp(dir=osp.dirname(osp.abspath(args.out)))
-        with os.fdopen(fd, 'w') as f:
-            json.dump(res, f, indent=2)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmpf, 0o666 & ~umask)
-        os.replace(tmpf, args.out)
+        atomic_write(args.out, json_text(res), inputs)
     return 0
 
 

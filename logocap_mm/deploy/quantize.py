@@ -154,12 +154,13 @@ def quantize_int8(fp32_path: str, out: str, calib_dir: str,
                                           quantize_static)
 
     from logocap_rt.metadata import decode, encode
+    from logocap_rt.outputs import InputSet, check_output
     from .export import _save_atomic
-    if osp.abspath(out) in (osp.abspath(fp32_path),):
-        raise ValueError(f'--out {out} would overwrite the fp32 file')
+    inputs = InputSet([fp32_path])
+    check_output(out, inputs, '--out')  # the fp32 file (also through a link)
     images = calibration_images(calib_dir, calib_count)
-    if osp.abspath(out) in {osp.abspath(p) for p in images}:
-        raise ValueError(f'--out {out} would overwrite a calibration image')
+    inputs.add(*images)
+    check_output(out, inputs, '--out')  # a calibration image
     proto = onnx.load(fp32_path)
     meta = decode({p.key: p.value for p in proto.metadata_props}, fp32_path)
     if meta.get('precision', 'fp32') != 'fp32':
@@ -180,5 +181,5 @@ def quantize_int8(fp32_path: str, out: str, calib_dir: str,
         e = q.metadata_props.add()
         e.key, e.value = k, v
     q.doc_string = proto.doc_string + ' (INT8: network quantised, decoder float32)'
-    _save_atomic(q, out)
+    _save_atomic(q, out, inputs)
     return dict(path=out, metadata=meta, nodes=nodes, calib_images=images)

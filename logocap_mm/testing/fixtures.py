@@ -17,7 +17,7 @@ from typing import FrozenSet, List, Optional, Sequence, Tuple
 import numpy as np
 
 __all__ = ['npz_keys', 'image_files', 'missing_keys', 'missing_file', 'skip_reasons',
-           'TRAIN_FILES']
+           'TRAIN_FILES', 'converted_fixture_model']
 
 # training-forward files of the format (README section 6)
 TRAIN_FILES = ('train_forward.npz', 'train_forward_injected.npz')
@@ -91,3 +91,34 @@ def skip_reasons(folder: str, requirements: Sequence[Tuple[str, Sequence[str]]])
             if r:
                 out.append(r)
     return out
+
+
+def converted_fixture_model(fixture_dir: str, out_dir: str) -> dict:
+    """The folder's reference weights (``ref_model.pth``) and config
+    (``ref_config_full.yaml``) converted by the converter into ``out_dir`` (``ckpt.pth``,
+    ``cfg.py``), built strictly from them on CPU in eval mode with the dataset meta set.
+
+    Returns:
+        dict(model, cfg (the mmengine Config), meta (dataset meta), ckpt, cfg_path (the
+        converted files), info (the converter's report)).
+    """
+    import torch
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from mmpose.registry import MODELS
+
+    import logocap_mm  # noqa: F401  (registers the LogoCap* modules)
+    from logocap_mm.convert import convert_checkpoint
+    init_default_scope('mmpose')
+    ckpt, cfg_path = osp.join(out_dir, 'ckpt.pth'), osp.join(out_dir, 'cfg.py')
+    info = convert_checkpoint(osp.join(fixture_dir, 'ref_model.pth'), ckpt,
+                              ref_config=osp.join(fixture_dir, 'ref_config_full.yaml'),
+                              out_config=cfg_path)
+    cfg = Config.fromfile(cfg_path)
+    model = MODELS.build(cfg.model)
+    ck = torch.load(ckpt, map_location='cpu', weights_only=True)
+    model.load_state_dict(ck['state_dict'], strict=True)
+    model.eval()
+    meta = ck['meta']['dataset_meta']
+    model.dataset_meta = meta
+    return dict(model=model, cfg=cfg, meta=meta, ckpt=ckpt, cfg_path=cfg_path, info=info)

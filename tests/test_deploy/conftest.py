@@ -1,7 +1,6 @@
 """Shared set-up of the deploy tests: the fixture's reference weights converted and built
 once per session (``conv``), and its exports cached by settings (``deploy_export``)."""
 import os
-import os.path as osp
 
 import pytest
 
@@ -30,26 +29,11 @@ def conv(fixture_dir, fixture_file, tmp_path_factory):
         need(m)
     fixture_file('ref_model.pth', 'ONNX export')
     fixture_file('ref_config_full.yaml', 'ONNX export')
-    import torch
-    from mmengine.config import Config
-    from mmengine.registry import init_default_scope
-    from mmpose.registry import MODELS
-
-    import logocap_mm  # noqa: F401  (registers the LogoCap* modules)
-    from logocap_mm.convert import convert_checkpoint
-    init_default_scope('mmpose')
+    from logocap_mm.testing import converted_fixture_model
     tmp = tmp_path_factory.mktemp('deploy')
-    convert_checkpoint(osp.join(fixture_dir, 'ref_model.pth'), str(tmp / 'ckpt.pth'),
-                       ref_config=osp.join(fixture_dir, 'ref_config_full.yaml'),
-                       out_config=str(tmp / 'cfg.py'))
-    cfg = Config.fromfile(str(tmp / 'cfg.py'))
-    model = MODELS.build(cfg.model)
-    ck = torch.load(str(tmp / 'ckpt.pth'), map_location='cpu', weights_only=True)
-    model.load_state_dict(ck['state_dict'], strict=True)
-    model.eval()
-    model.dataset_meta = ck['meta']['dataset_meta']
-    return dict(model=model, cfg=cfg, tmp=tmp, ckpt=str(tmp / 'ckpt.pth'),
-                cfg_path=str(tmp / 'cfg.py'), exports={})
+    c = converted_fixture_model(fixture_dir, str(tmp))
+    return dict(model=c['model'], cfg=c['cfg'], tmp=tmp, ckpt=c['ckpt'],
+                cfg_path=c['cfg_path'], exports={})
 
 
 @pytest.fixture(scope='session')

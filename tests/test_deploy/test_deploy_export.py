@@ -320,10 +320,12 @@ def test_runtime_installs_alone_in_a_fresh_venv(conv, tmp_path):
                               capture_output=True, text=True).stdout.strip()
     with open(osp.join(new_site, 'runtime_deps.pth'), 'w') as f:
         f.write(str(deps) + '\n')
-    r = subprocess.run([py, '-m', 'pip', 'install', '-q', '--no-deps', '--no-index', whl[0]],
-                       capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, r.stderr[-3000:]
+    # without PYTHONPATH: a checkout on it (with the egg-info an in-tree wheel build leaves)
+    # would count as logocap-mm already installed, and pip would install nothing
     clean = {k: v for k, v in os.environ.items() if k != 'PYTHONPATH'}
+    r = subprocess.run([py, '-m', 'pip', 'install', '-q', '--no-deps', '--no-index', whl[0]],
+                       capture_output=True, text=True, timeout=600, env=clean)
+    assert r.returncode == 0, r.stderr[-3000:]
     # outside the clone, so that only the installed copy can be imported
     r = subprocess.run([py, '-c', 'import sys, logocap_rt; print(logocap_rt.__file__); '
                         'import importlib.util as u; '

@@ -46,3 +46,22 @@ def test_missing_onnx_names_the_extra(tool, tmp_path, capsys, monkeypatch):
     assert tool.run([TINY_COCO, TINY_COCO, '--out', str(tmp_path / 'x.onnx')]) == 2
     assert capsys.readouterr().err.strip() == (
         "error: onnx is not installed (needed to export): pip install 'logocap-mm[deploy]'")
+
+
+@pytest.mark.parametrize('kind', ['symlink_to_fp32', 'hardlink_to_calibration_image'])
+def test_int8_out_is_never_an_input(tmp_path, kind):
+    pytest.importorskip('onnxruntime')
+    from logocap_mm.deploy.quantize import quantize_int8
+    fp32 = tmp_path / 'fp32.onnx'
+    fp32.write_bytes(b'fp32 graph')
+    calib = tmp_path / 'calib'
+    calib.mkdir()
+    (calib / 'a.jpg').write_bytes(b'image')
+    out = tmp_path / 'int8.onnx'
+    if kind == 'symlink_to_fp32':
+        os.symlink(fp32, out)
+    else:
+        os.link(calib / 'a.jpg', out)
+    with pytest.raises(ValueError, match='is the input'):
+        quantize_int8(str(fp32), str(out), str(calib))
+    assert fp32.read_bytes() == b'fp32 graph' and (calib / 'a.jpg').read_bytes() == b'image'

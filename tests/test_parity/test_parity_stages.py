@@ -27,8 +27,8 @@ import pytest
 import torch
 
 import logocap_mm  # noqa: F401  (registers the LogoCap* modules)
-from logocap_mm.convert import (arch_from_ref_config, convert_checkpoint, load_ref_config,
-                                make_override_config)
+from logocap_mm.convert import arch_from_ref_config, load_ref_config, make_override_config
+from logocap_mm.testing import converted_fixture_model
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))  # tests/<group>/<file>
 DATA = osp.join(ROOT, 'tests', 'data')
@@ -75,31 +75,20 @@ def conv(fixture_dir, fixture_file, tmp_path_factory):
     fixture_file('ref_config_full.yaml', 'model parity')
     from mmengine.config import Config
     from mmengine.dataset import Compose
-    from mmengine.registry import init_default_scope
-    from mmpose.registry import MODELS
-    init_default_scope('mmpose')
     tmp = tmp_path_factory.mktemp('parity')
     full_yaml = osp.join(fixture_dir, 'ref_config_full.yaml')
-    info = convert_checkpoint(osp.join(fixture_dir, 'ref_model.pth'), str(tmp / 'ckpt.pth'),
-                              ref_config=full_yaml, out_config=str(tmp / 'cfg.py'))
+    c = converted_fixture_model(fixture_dir, str(tmp))  # strict load: no missing keys
+    model, cfg, meta, info = c['model'], c['cfg'], c['meta'], c['info']
     ref_cfg = load_ref_config(full_yaml)
     exp_yaml = osp.join(fixture_dir, 'model_config.yaml')
     if osp.isfile(exp_yaml):  # the experiment file describes the same network
         assert arch_from_ref_config(load_ref_config(exp_yaml)) == \
             arch_from_ref_config(ref_cfg)
-    cfg = Config.fromfile(str(tmp / 'cfg.py'))
-    model = MODELS.build(cfg.model)
-    ck = torch.load(str(tmp / 'ckpt.pth'), map_location='cpu', weights_only=True)
-    res = model.load_state_dict(ck['state_dict'], strict=True)
-    assert not res.missing_keys and not res.unexpected_keys
-    model.eval()
     # stage-by-stage parity is checked in the reference's layout (contiguous fp32): the
     # default 'auto' layout (channels_last on CPU) reorders the convolutions' sums (~1e-6)
     # and can flip the reference's exact ties (a tied centre of a plateau); that it gives
     # the same poses is tested in tests/test_models/test_pose_estimators/test_precision.py
     model.test_cfg = dict(model.test_cfg, memory_format='contiguous')
-    meta = ck['meta']['dataset_meta']
-    model.dataset_meta = meta
 
     pipelines = {}
 

@@ -1,6 +1,7 @@
 """tools/analysis/kem_upper_bound.py: known answers of the KEM upper bound, the O -> I
 ground-truth mapping, and the CLI smoke path on tests/data/coco with a tiny random model."""
 import json
+import os
 import os.path as osp
 
 import numpy as np
@@ -106,5 +107,12 @@ def test_cli_smoke_on_bundled_coco(tiny_ckpt, tmp_path):
         assert 'coco/AP' in saved['metrics'][lv]
     with open(osp.join(out, 'kem_upper_bound.png'), 'rb') as f:
         assert f.read(8) == b'\x89PNG\r\n\x1a\n'
+    assert sorted(os.listdir(out)) == ['kem_upper_bound.json', 'kem_upper_bound.png'] + [
+        f'preds_{lv}.keypoints.json' for lv in ('full', 'none', 'upper')]
+    with open(osp.join(ROOT, 'tests', 'data', 'coco', 'test_coco.json')) as f:
+        ids = {i['id'] for i in json.load(f)['images']}
+    with open(osp.join(out, 'preds_full.keypoints.json')) as f:
+        preds = json.load(f)
+    assert all(p['image_id'] in ids and len(p['keypoints']) == 51 for p in preds)
     with pytest.raises(ValueError, match='max-images'):
         ub.main([cfg, tiny_ckpt, '--out-dir', out, '--max-images', '0'])

@@ -15,21 +15,32 @@ ways and each set of poses is scored with MMPose's ``CocoMetric`` (the config's
   difference to ``none`` is localisation only;
 * ``full``   LOGO-CAP's output (local KAMs + global adaptation).
 
-Writes ``DIR/kem_upper_bound.json`` (all CocoMetric numbers per level) and
-``DIR/kem_upper_bound.png`` (bar plot of the three APs), and prints a markdown table.
+Writes ``DIR/kem_upper_bound.json`` (all CocoMetric numbers per level),
+``DIR/kem_upper_bound.png`` (bar plot of the three APs) and CocoMetric's predictions
+``DIR/preds_{none,upper,full}.keypoints.json``, and prints a markdown table. Outputs follow
+:mod:`logocap_rt.outputs`: checked before the model runs (never the config, the checkpoint,
+a directory or a device), written atomically.
 """
 import argparse
 import copy
+import io
 import json
-import os
 import os.path as osp
 import sys
+import tempfile
 import time
 from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 import torch
 from torch import Tensor
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+if ROOT not in sys.path:  # runnable from a clone
+    sys.path.insert(0, ROOT)
+
+from logocap_rt.outputs import (InputSet, atomic_write, check_out_dir,  # noqa: E402
+                                check_output, json_text)
 
 LEVELS = ('none', 'upper', 'full')
 LABELS = {'none': 'centre-offset poses\n(none)', 'upper': 'best pose in KEMs\n(upper bound)',
@@ -140,7 +151,41 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def _plot(aps: Dict[str, float], path: str, title: str):
+def output_paths(out_dir: str) -> Dict[str, str]:
+    """The files the tool writes under ``out_dir`` (summary, plot, per-level predictions)."""
+    paths = dict(json=osp.join(out_dir, 'kem_upper_bound.json'),
+                 png=osp.join(out_dir, 'kem_upper_bound.png'))
+    paths.update({lv: osp.join(out_dir, f'preds_{lv}.keypoints.json') for lv in LEVELS})
+    return paths
+
+
+def check_outputs(out_dir: str, inputs: InputSet) -> Dict[str, str]:
+    """Refuse (``ValueError``) before any work an ``out_dir`` that is not a writable folder
+    or an output that is an input, a directory or not a regular file; returns the paths."""
+    check_out_dir(out_dir)
+    paths = output_paths(out_dir)
+    for p in paths.values():
+        check_output(p, inputs)
+    return paths
+
+
+def write_results(out_dir: str, summary: dict, title: str, inputs: InputSet,
+                  preds_dir: str = None) -> Dict[str, str]:
+    """Write the summary JSON, the bar plot PNG and (from ``preds_dir``, where CocoMetric
+    wrote them) the per-level predictions through :mod:`logocap_rt.outputs`."""
+    paths = check_outputs(out_dir, inputs)
+    atomic_write(paths['json'], json_text(summary, sort_keys=True), inputs)
+    atomic_write(paths['png'], plot_png(summary['ap'], title), inputs)
+    for lv in LEVELS:
+        src = osp.join(preds_dir, osp.basename(paths[lv])) if preds_dir else None
+        if src and osp.isfile(src):
+            with open(src, 'rb') as f:
+                atomic_write(paths[lv], f.read(), inputs)
+    return paths
+
+
+def plot_png(aps: Dict[str, float], title: str) -> bytes:
+    """Bar plot of the three APs (and the paper's values) as PNG bytes."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -157,8 +202,10 @@ def _plot(aps: Dict[str, float], path: str, title: str):
     ax.set_title(title, fontsize=9)
     ax.legend(loc='upper right', fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    buf = io.BytesIO()
+    fig.savefig(buf, format='png', dpi=100)
     plt.close(fig)
+    return buf.getvalue()
 
 
 def main(argv=None):
@@ -168,14 +215,11 @@ def main(argv=None):
             raise ValueError(f'{name} not found: {path}')
     if args.max_images is not None and args.max_images < 1:
         raise ValueError(f'--max-images must be >= 1, got {args.max_images}')
+    inputs = InputSet([args.config, args.checkpoint])
+    check_outputs(args.out_dir, inputs)
     import logocap_mm  # noqa: F401  (registers the plugin)
     from mmengine.config import Config
-    from mmengine.dataset import pseudo_collate
-    from mmengine.evaluator import Evaluator
     from mmengine.registry import init_default_scope
-    from mmengine.runner import Runner
-    from mmpose.apis import init_model
-    from mmpose.registry import METRICS
 
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
@@ -191,7 +235,17 @@ def main(argv=None):
             opts[k] = v
         cfg.merge_from_dict(opts)
     init_default_scope(cfg.get('default_scope', 'mmpose'))
-    os.makedirs(args.out_dir, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix='logocap_kem_ub_') as preds_dir:
+        return _run(args, cfg, inputs, preds_dir)
+
+
+def _run(args, cfg, inputs: InputSet, preds_dir: str) -> dict:
+    """The pass over the test set; CocoMetric writes its predictions into ``preds_dir``."""
+    from mmengine.dataset import pseudo_collate
+    from mmengine.evaluator import Evaluator
+    from mmengine.runner import Runner
+    from mmpose.apis import init_model
+    from mmpose.registry import METRICS
     model = init_model(cfg, args.checkpoint, device=args.device)
     head = model.head
     if not hasattr(head, 'pose_decoder'):
@@ -208,7 +262,7 @@ def main(argv=None):
     for lv in LEVELS:
         mcfg = copy.deepcopy(cfg.test_evaluator)
         mcfg = mcfg[0] if isinstance(mcfg, (list, tuple)) else mcfg
-        mcfg['outfile_prefix'] = osp.join(args.out_dir, f'preds_{lv}')
+        mcfg['outfile_prefix'] = osp.join(preds_dir, f'preds_{lv}')
         ev = Evaluator(METRICS.build(mcfg))
         ev.dataset_meta = dataset.metainfo
         evaluators[lv] = ev
@@ -255,10 +309,8 @@ def main(argv=None):
                    metrics={lv: {k: float(v) for k, v in results[lv].items()}
                             for lv in LEVELS},
                    paper_coco_fig2=PAPER)
-    with open(osp.join(args.out_dir, 'kem_upper_bound.json'), 'w') as f:
-        json.dump(summary, f, indent=2, sort_keys=True)
-    _plot(aps, osp.join(args.out_dir, 'kem_upper_bound.png'),
-          f'{osp.basename(args.config)}: {seen} images')
+    write_results(args.out_dir, summary, f'{osp.basename(args.config)}: {seen} images',
+                  inputs, preds_dir)
     print('\n| poses | AP | AP50 | AP75 | AR |\n|---|---|---|---|---|')
     for lv in LEVELS:
         m = results[lv]

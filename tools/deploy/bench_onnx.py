@@ -29,29 +29,21 @@ process in which torch, mmcv, mmengine and mmpose cannot be imported, as on a de
 machine: imports and session creation, then the first image) and the export time. Preprocessing (the
 canvas warp, identical code on both sides) is not in the per-image times.
 """
-import argparse
 import json
 import os
 import os.path as osp
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from bench_common import (ROOT, add_out, build_model, canvas_meta, check_out,  # noqa: E402
+                          decode, flip_pair, model_parser, ort_image, timed, write_out)
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    p.add_argument('config', nargs='?', default=osp.join(ROOT, 'configs/logocap/w32_coco.py'))
-    p.add_argument('--checkpoint', default=None)
-    p.add_argument('--input-size', type=int, default=512)
-    p.add_argument('--threads', type=int, default=2)
-    p.add_argument('--persons', type=int, nargs='+', default=[1, 30])
-    p.add_argument('--repeats', type=int, default=5)
+    p = model_parser(__doc__, threads=2, repeats=5)
     p.add_argument('--adaptation', default='full', choices=('full', 'partial', 'none'))
     p.add_argument('--onnx', default=None, help='where to write the exported file '
                    '(default: a temporary file, removed afterwards)')
@@ -63,27 +55,7 @@ def parse_args(argv=None):
                    choices=('cid', 'rtmo-s', 'rtmo-m', 'rtmo-l'),
                    help='also time these MMPose models exported to ONNX (same runtime, '
                    'threads and rounds)')
-    p.add_argument('--out', default=None, help='JSON results file')
-    return p.parse_args(argv)
-
-
-def _timeit_rounds(fns: dict, repeats: int) -> dict:
-    """Median and minimum ms of every callable in ``fns``, run in rounds (after one warm-up
-    each): every callable once per round, so that all see the same machine load."""
-    for f in fns.values():
-        f()
-    ts = {k: [] for k in fns}
-    for _ in range(repeats):
-        for k, f in fns.items():
-            t = time.perf_counter()
-            f()
-            ts[k].append(time.perf_counter() - t)
-    return {k: dict(median_ms=1e3 * statistics.median(v), min_ms=1e3 * min(v))
-            for k, v in ts.items()}
-
-
-def _decode(head, hm, off, emb, canvas):
-    return head.pose_decoder.decode(hm, off, emb, canvas_hw=canvas)[0]
+    return add_out(p).parse_args(argv)
 
 
 # a fresh process as on a deployment machine: torch, mmcv, mmengine, mmpose not importable
@@ -107,20 +79,21 @@ print(t1 - t0, t2 - t1)
 
 def main(argv=None):
     args = parse_args(argv)
+    inputs = check_out(args)
+    if args.onnx:
+        from logocap_rt.outputs import check_output, same_file
+        check_output(args.onnx, inputs, '--onnx')
+        if args.out and same_file(args.out, args.onnx):
+            raise ValueError(f'--out and --onnx are the same file ({args.out})')
     import numpy as np
     import torch
 
     from logocap_mm.benchmark import synthetic_scene
-    from logocap_mm.benchmark.models import build_logocap, dataset_flip_indices, load_config
-    from logocap_mm.deploy import LogoCapONNX, finalize, to_instances
+    from logocap_mm.deploy import LogoCapONNX
     from logocap_mm.deploy.export import export_model
     torch.set_num_threads(args.threads)
-    cfg, _ = load_config(args.config)
-    cfg.model.test_cfg = dict(cfg.model.get('test_cfg', {}), adaptation=args.adaptation)
-    model = build_logocap(cfg, 'cpu', args.checkpoint, flip=True, seed=0)
+    cfg, model, flip_idx = build_model(args, args.adaptation)
     head = model.head
-    flip_idx, _ = dataset_flip_indices(cfg, head)
-    model.dataset_meta = dict(flip_indices=flip_idx, num_keypoints=head.num_keypoints)
 
     tmpdir = tempfile.mkdtemp(prefix='logocap_bench_')
     S = args.input_size
@@ -132,8 +105,7 @@ def main(argv=None):
     x = torch.randn(1, 3, S, S, generator=torch.Generator().manual_seed(0))
     xn = x.numpy()
     scene_fn = synthetic_scene
-    cmeta = dict(input_size=(S, S), input_center=np.float32([S / 2, S / 2]),
-                 input_scale=np.float32([S, S]))
+    cmeta = canvas_meta(S)
     K = head.num_keypoints
     fns, found, ort_valid, paths = {}, {}, {}, []
     if args.torch_default:   # a copy: its layout is not switched between rounds
@@ -155,36 +127,31 @@ def main(argv=None):
             head.heatmap_final.weight[K].zero_()
             head.heatmap_final.bias[K] = 0. if n == 1 else 1.
         path = args.onnx or osp.join(tmpdir, f'model_{n}.onnx')
-        res = export_model(model, cfg, path, input_size=S)
+        res = export_model(model, cfg, path, input_size=S, inputs=inputs)
         out.setdefault('export_s', res['seconds'])
         out['onnx_mb'] = osp.getsize(path) / 2 ** 20
         paths.append(path)
         rt = LogoCapONNX(path, num_threads=args.threads)
         ort_valid[n] = int(rt.run(xn)['valid'].sum())
 
-        def ort_image(rt=rt):
-            o = rt.run(xn)
-            to_instances(finalize(o['keypoints'], o['keypoint_scores'], o['scores'],
-                                  o['valid'], rt.meta), cmeta)
-
         with torch.no_grad():
-            hm, off, emb = model.head.flip_merge(*_flip_pair(model, x), flip_idx)
+            hm, off, emb = model.head.flip_merge(*flip_pair(model, x), flip_idx)
             sc = scene_fn(1, n, hm.shape[-2:], K, seed=0)
             hm_n, off_n = sc['heatmaps'].to(hm), sc['offsets'].to(off)
-            found[n] = len(_decode(head, hm_n, off_n, emb, [(S, S)])[0]['scores'])
+            found[n] = len(decode(head, hm_n, off_n, emb, [(S, S)])[0]['scores'])
 
         def torch_image(hm_n=hm_n, off_n=off_n):
             with torch.no_grad():
-                _, _, e2 = model.head.flip_merge(*_flip_pair(model, x), flip_idx)
-                head._to_instances(_decode(head, hm_n, off_n, e2, [(S, S)])[0])
+                _, _, e2 = model.head.flip_merge(*flip_pair(model, x), flip_idx)
+                head._to_instances(decode(head, hm_n, off_n, e2, [(S, S)])[0])
 
-        fns[('torch', n)], fns[('ort', n)] = torch_image, ort_image
+        fns[('torch', n)], fns[('ort', n)] = torch_image, ort_image(rt, xn, cmeta)
         if args.torch_default:
             def default_image(hm_n=hm_n, off_n=off_n):
                 # the network as predict() runs it: the test_cfg's plan (CPU: channels_last)
                 with torch.no_grad(), use_plan(plan):
-                    _, _, e2 = model_d.head.flip_merge(*_flip_pair(model_d, x), flip_idx)
-                    model_d.head._to_instances(_decode(model_d.head, hm_n, off_n, e2,
+                    _, _, e2 = model_d.head.flip_merge(*flip_pair(model_d, x), flip_idx)
+                    model_d.head._to_instances(decode(model_d.head, hm_n, off_n, e2,
                                                        [(S, S)])[0])
             fns[('torch_default', n)] = default_image
     peers = {}
@@ -201,7 +168,7 @@ def main(argv=None):
                 fns[(name, n)] = (lambda run=run, xp=xp: run(xp))
             print(f'{name}: exported in {peers[name]["export_s"]:.0f} s', flush=True)
     out['load_before_timing'] = os.getloadavg()
-    t = _timeit_rounds(fns, args.repeats)
+    t = timed(fns, args.repeats)
     rows = []
     for n in args.persons:
         t_pt, t_ort = t[('torch', n)], t[('ort', n)]
@@ -237,17 +204,8 @@ def main(argv=None):
     os.rmdir(tmpdir)
     text = json.dumps(out, indent=2)
     print(text)
-    if args.out:
-        from logocap_rt.outputs import InputSet, atomic_write
-        atomic_write(args.out, text, InputSet([args.onnx]))
+    write_out(args, text, inputs)
     return 0
-
-
-def _flip_pair(model, x):
-    """The network on the image and its mirror as one batch -> the flip_merge arguments."""
-    import torch
-    hm, off, emb = model.head.forward(model.extract_feat(torch.cat([x, x.flip(-1)])))
-    return (hm[:1], off[:1], emb[:1]), (hm[1:], off[1:])
 
 
 if __name__ == '__main__':

@@ -22,30 +22,22 @@ with ``--batch-size`` B, images/s of ``LogoCapONNX.predict`` at each B (ONNX Run
 installed, OpenVINO), and that the batched poses equal the single ones.
 Preprocessing (the same numpy code everywhere) is not timed. Ratios are of the minima.
 """
-import argparse
 import json
 import os
 import os.path as osp
 import shutil
-import statistics
 import sys
 import tempfile
 import time
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from bench_common import (ROOT, add_out, build_model, canvas_meta, check_out,  # noqa: E402
+                          decode, flip_pair, model_parser, ort_image, timed, write_out)
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    p.add_argument('config', nargs='?', default=osp.join(ROOT, 'configs/logocap/w32_coco.py'))
-    p.add_argument('--checkpoint', default=None)
-    p.add_argument('--input-size', type=int, default=512)
-    p.add_argument('--threads', type=int, default=1)
-    p.add_argument('--persons', type=int, nargs='*', default=[1, 30],
-                   help='people per image (1 and/or 30; none: only the batch timing)')
-    p.add_argument('--repeats', type=int, default=3)
+    p = model_parser(__doc__, threads=1, repeats=3, persons_nargs='*',
+                     persons_help='people per image (1 and/or 30; none: only the batch timing)')
     p.add_argument('--batches', type=int, nargs='*', default=[1, 4, 8])
     p.add_argument('--batch-images', type=int, default=8)
     p.add_argument('--batch-repeats', type=int, default=2)
@@ -55,23 +47,7 @@ def parse_args(argv=None):
     p.add_argument('--no-openvino', action='store_true')
     p.add_argument('--batch-openvino', action='store_true',
                    help='time the batched files with OpenVINO too')
-    p.add_argument('--out', default=None, help='JSON results file')
-    return p.parse_args(argv)
-
-
-def timed(fns, repeats, warm=None):
-    """{name: fn} -> {name: dict(min_ms, median_ms)}; one warm-up each (``warm``: other
-    warm-up functions), then the functions alternately, repeat by repeat."""
-    for f in (warm or fns).values():
-        f()
-    ts = {k: [] for k in fns}
-    for _ in range(repeats):
-        for k, f in fns.items():
-            t = time.perf_counter()
-            f()
-            ts[k].append(time.perf_counter() - t)
-    return {k: dict(min_ms=1e3 * min(v), median_ms=1e3 * statistics.median(v))
-            for k, v in ts.items()}
+    return add_out(p).parse_args(argv)
 
 
 def set_centre_bias(src, dst, bias):
@@ -103,37 +79,31 @@ def max_pose_diff(a, b):
 
 def main(argv=None):
     args = parse_args(argv)
+    inputs = check_out(args)
     tmp = tempfile.mkdtemp(prefix='logocap_bench_rt_')
     try:
-        return run(args, tmp)
+        return run(args, tmp, inputs)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def run(args, tmp):
-    import numpy as np
+def run(args, tmp, inputs=None):
     import torch
 
-    from logocap_mm.benchmark.models import build_logocap, dataset_flip_indices, load_config
     from logocap_mm.deploy.export import export_model
     from logocap_mm.deploy.quantize import quantize_int8
-    from logocap_rt import LogoCapONNX, finalize, to_instances
-    sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-    from bench_onnx import _decode, _flip_pair
+    from logocap_rt import LogoCapONNX
     from logocap_mm.benchmark import synthetic_scene
     torch.set_num_threads(args.threads)
-    use_ov = not args.no_openvino
+    use_ov, ov_version = not args.no_openvino, None
     if use_ov:
         try:
             import openvino
             ov_version = openvino.__version__
         except ImportError:
             use_ov, ov_version = False, None
-    cfg, _ = load_config(args.config)
-    model = build_logocap(cfg, 'cpu', args.checkpoint, flip=True, seed=0)
+    cfg, model, flip_idx = build_model(args)
     head = model.head
-    flip_idx, _ = dataset_flip_indices(cfg, head)
-    model.dataset_meta = dict(flip_indices=flip_idx, num_keypoints=head.num_keypoints)
     import onnxruntime as ort
     S, K = args.input_size, head.num_keypoints
     out = dict(config=args.config, input_size=S, threads=args.threads, flip=True,
@@ -141,15 +111,7 @@ def run(args, tmp):
                load_before=os.getloadavg(), cpus=os.cpu_count(), rows=[], batch=[])
     x = torch.randn(1, 3, S, S, generator=torch.Generator().manual_seed(0))
     xn = x.numpy()
-    cmeta = dict(input_size=(S, S), input_center=np.float32([S / 2, S / 2]),
-                 input_scale=np.float32([S, S]))
-
-    def image_fn(rt):
-        def f():
-            o = {k: v[0] for k, v in rt.run(xn).items()}
-            return to_instances(finalize(o['keypoints'], o['keypoint_scores'], o['scores'],
-                                         o['valid'], rt.meta), cmeta)
-        return f
+    cmeta = canvas_meta(S)
 
     # one export and one quantisation: the N-people variants differ only in the bias of
     # the centre channel of the head's last convolution, a float32 initializer in both
@@ -182,15 +144,15 @@ def run(args, tmp):
             rts.update({f'ov_{k}': LogoCapONNX(p, num_threads=args.threads,
                                                backend='openvino')
                         for k, p in files.items()})
-        fns = {k: image_fn(rt) for k, rt in rts.items()}
+        fns = {k: ort_image(rt, xn, cmeta) for k, rt in rts.items()}
         with torch.no_grad():
-            hm, off, emb = head.flip_merge(*_flip_pair(model, x), flip_idx)
+            hm, off, emb = head.flip_merge(*flip_pair(model, x), flip_idx)
             sc = synthetic_scene(1, n, hm.shape[-2:], K, seed=0)
             hm_n, off_n = sc['heatmaps'].to(hm), sc['offsets'].to(off)
 
             def torch_image():
-                _, _, e2 = head.flip_merge(*_flip_pair(model, x), flip_idx)
-                head._to_instances(_decode(head, hm_n, off_n, e2, [(S, S)])[0])
+                _, _, e2 = head.flip_merge(*flip_pair(model, x), flip_idx)
+                head._to_instances(decode(head, hm_n, off_n, e2, [(S, S)])[0])
             fns = dict(pytorch=torch_image, **fns)
             t = timed(fns, args.repeats)
         o = rts['ort_fp32'].run(xn)
@@ -216,12 +178,7 @@ def run(args, tmp):
     out['load_after'] = os.getloadavg()
     text = json.dumps(out, indent=2)
     print(text)
-    if args.out:
-        fd, t = tempfile.mkstemp(dir=osp.dirname(osp.abspath(args.out)))
-        with os.fdopen(fd, 'w') as f:
-            f.write(text)
-        os.chmod(t, 0o644)
-        os.replace(t, args.out)
+    write_out(args, text, inputs)
     return 0
 
 
@@ -234,8 +191,7 @@ def bench_batches(args, out, model, cfg, S, tmp, one_path, use_ov):
     from logocap_rt import LogoCapONNX
     rng = np.random.default_rng(0)
     xs = rng.standard_normal((args.batch_images, 3, S, S)).astype(np.float32)
-    cmeta = dict(input_size=(S, S), input_center=np.float32([S / 2, S / 2]),
-                 input_scale=np.float32([S, S]))
+    cmeta = canvas_meta(S)
     rts = {}
     for b in args.batches:
         path = one_path if b == 1 else osp.join(tmp, f'fp32_b{b}.onnx')

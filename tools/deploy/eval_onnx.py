@@ -10,8 +10,6 @@ graph and pose NMS as ``onnx_infer.py``) on the images of the config's
 table row per file (AP, AP .5, AP .75, AR) and the time per image.
 """
 import argparse
-import json
-import os
 import os.path as osp
 import sys
 import tempfile
@@ -36,6 +34,10 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    from logocap_rt.outputs import InputSet, atomic_write, check_output, json_text
+    inputs = InputSet([args.config, *args.models])
+    if args.out:  # refused before the evaluation, not after it
+        check_output(args.out, inputs, '--out')
     import numpy as np
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
@@ -84,12 +86,8 @@ def main(argv=None):
               f'AP.5 {100 * row.get("coco/AP .5", float("nan")):.1f}, '
               f'AR {100 * row.get("coco/AR", float("nan")):.1f}, {row["ms_per_image"]:.0f} '
               'ms/image', flush=True)
-    if args.out:  # atomically
-        fd, tmp = tempfile.mkstemp(dir=osp.dirname(osp.abspath(args.out)), suffix='.tmp')
-        with os.fdopen(fd, 'w') as f:
-            json.dump(rows, f, indent=2)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, args.out)
+    if args.out:
+        atomic_write(args.out, json_text(rows), inputs)
     return 0
 
 

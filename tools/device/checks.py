@@ -33,15 +33,23 @@ import tempfile
 import time
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+from logocap_rt.outputs import atomic_write, check_out_dir, check_output  # noqa: E402
 
 
 def write_json(path, data):
-    d = osp.dirname(osp.abspath(path))
-    os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=d, suffix='.tmp')
-    with os.fdopen(fd, 'w') as f:
-        json.dump(data, f, indent=1, default=str)
-    os.replace(tmp, path)
+    """``data`` as JSON (other objects as their ``str``) at ``path`` through the shared
+    output rules: the folder is created, the file written atomically, never over a
+    directory or a device."""
+    check_out_dir(osp.dirname(osp.abspath(path)), what='--out folder')
+    return atomic_write(path, json.dumps(data, indent=1, default=str))
+
+
+def output_paths(out):
+    """The files a run writes: ``out`` and the timing / benchmark JSON beside it."""
+    return [out, out + '.timing.json', out + '.bench.json']
 
 
 def run_step(cmd, timeout, env=None, find=()):
@@ -122,6 +130,8 @@ def main(argv=None):
                    choices=['pytest', 'mim_train', 'timing', 'benchmark'],
                    help='steps not to run (recorded as skipped)')
     args = p.parse_args(argv)
+    for path in output_paths(args.out):  # refused before any step runs
+        check_output(path, what='--out')
     t0 = time.perf_counter()
     left = lambda: args.budget - (time.perf_counter() - t0)  # noqa: E731
     res = dict(started=time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()),

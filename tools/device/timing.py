@@ -27,6 +27,14 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
+from logocap_rt.outputs import InputSet, atomic_write, check_output, json_text  # noqa: E402
+
+
+def write_json(path: str, info: dict, inputs: InputSet = None) -> str:
+    """``info`` as JSON at ``path`` through the shared output rules (atomic; never an input,
+    a directory or a device)."""
+    return atomic_write(path, json_text(info, indent=1), inputs)
+
 
 def build(config, device):
     """The config's model (seeded random weights, flip test, one chunk) and its flip pairs."""
@@ -83,6 +91,8 @@ def main(argv=None):
     p.add_argument('--repeats', type=int, default=5)
     p.add_argument('--warmup', type=int, default=2)
     args = p.parse_args(argv)
+    inputs = InputSet([args.config])
+    check_output(args.out, inputs, '--out')  # before the timing, not after it
     device = torch.device(args.device)
     cuda = device.type == 'cuda'
     precs = args.precisions or (
@@ -136,10 +146,7 @@ def main(argv=None):
                 input_size=size, flip=True, config=args.config, load_before=load0,
                 load_after=os.getloadavg(), repeats=args.repeats, warmup=args.warmup,
                 gpu=torch.cuda.get_device_name(device) if cuda else None, rows=rows)
-    tmp = args.out + '.tmp'
-    with open(tmp, 'w') as f:
-        json.dump(info, f, indent=1)
-    os.replace(tmp, args.out)
+    write_json(args.out, info, inputs)
     return 0
 
 

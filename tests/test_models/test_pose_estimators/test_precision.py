@@ -41,25 +41,15 @@ DEVICES = ['cpu'] + (['cuda'] if torch.cuda.is_available() else [])
 
 # ------------------------------------------------------------------------------ model
 @pytest.fixture(scope='module')
-def conv(fixture_file, tmp_path_factory):
+def conv(fixture_dir, fixture_file, tmp_path_factory):
     """The parity fixture's model, converted by the converter (eval), and its pipeline."""
-    from logocap_mm.convert import convert_checkpoint
+    from logocap_mm.testing import converted_fixture_model
     from mmengine.dataset import Compose
-    from mmpose.registry import MODELS
-    pth = fixture_file('ref_model.pth', 'precision')
-    yaml = fixture_file('ref_config_full.yaml', 'precision')
-    init_default_scope('mmpose')
-    tmp = tmp_path_factory.mktemp('precision')
-    convert_checkpoint(pth, str(tmp / 'ckpt.pth'), ref_config=yaml,
-                       out_config=str(tmp / 'cfg.py'))
-    cfg = Config.fromfile(str(tmp / 'cfg.py'))
-    model = MODELS.build(cfg.model)
-    ck = torch.load(str(tmp / 'ckpt.pth'), map_location='cpu', weights_only=True)
-    model.load_state_dict(ck['state_dict'], strict=True)
-    model.eval()
-    model.dataset_meta = ck['meta']['dataset_meta']
-    return dict(model=model, pipeline=Compose(cfg.test_dataloader.dataset.pipeline),
-                meta=ck['meta']['dataset_meta'])
+    fixture_file('ref_model.pth', 'precision')
+    fixture_file('ref_config_full.yaml', 'precision')
+    c = converted_fixture_model(fixture_dir, str(tmp_path_factory.mktemp('precision')))
+    return dict(model=c['model'], pipeline=Compose(c['cfg'].test_dataloader.dataset.pipeline),
+                meta=c['meta'])
 
 
 def _batch(conv, name):
