@@ -46,6 +46,7 @@ def test_int8_metadata_and_quantised_nodes(int8):
     from logocap_rt import LogoCapONNX
     rt = LogoCapONNX(int8['path'])
     assert rt.meta['precision'] == 'int8' and rt.meta['calib_images'] == CALIB
+    assert rt.meta['int8_cmp'] is False  # the default keeps the CMP in float32
     assert LogoCapONNX(int8['fp32']).meta['precision'] == 'fp32'
     assert osp.getsize(int8['path']) < 0.5 * osp.getsize(int8['fp32'])  # int8 weights
     m = onnx.load(int8['path'])
@@ -83,12 +84,18 @@ def test_int8_metadata_and_quantised_nodes(int8):
         int8_w = any(d.input[0] in inits for d in dq_in)
         if (dq_in and q_out) or int8_w:
             quantised.append(n)
-            # (in the CMP: its convolutions, and a ReLU between two of them)
-            assert where(n) == 'network' or (where(n) == 'cmp' and n.op_type in
-                                              ('Conv', 'Relu')), \
-                f'{n.name} ({n.op_type}, {where(n)}) is quantised'
-    assert sum(where(n) == 'cmp' and n.op_type == 'Conv' for n in quantised) >= 3
-    # the decoder never reads a rounded tensor except through the CMP's quantised convs
+            # (by default nothing of the CMP)
+            assert where(n) == 'network', f'{n.name} ({n.op_type}, {where(n)}) is quantised'
+    # --int8-cmp adds the CMP's convolutions (but not its last, whose KAMs are weights)
+    import onnx
+    from logocap_mm.deploy.quantize import network_nodes
+    fp32 = onnx.load(int8['fp32'])
+    plain, with_cmp = network_nodes(fp32, cmp=False), network_nodes(fp32, cmp=True)
+    fp32_nodes = {n.name: n for n in fp32.graph.node}
+    extra = [fp32_nodes[n] for n in set(with_cmp) - set(plain)]
+    assert set(plain) < set(with_cmp) and len(extra) >= 3
+    assert all(where(n) == 'cmp' and n.op_type == 'Conv' for n in extra)
+    # the decoder never reads a rounded tensor
     dq_out = {o for n in dq for o in n.output}
     for n in nodes.values():
         if n.op_type not in ('QuantizeLinear', 'DequantizeLinear') and \

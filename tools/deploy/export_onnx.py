@@ -2,7 +2,7 @@
 
     python tools/deploy/export_onnx.py CONFIG CHECKPOINT --out FILE.onnx [--input-size S]
         [--no-flip] [--adaptation full|partial|none] [--opset N] [--batch-size N]
-        [--int8 --calib DIR [--calib-count N]]
+        [--int8 --calib DIR [--calib-count N] [--int8-cmp]]
 
 The graph takes the normalised input canvas (1, 3, H, W) (H, W dynamic multiples of 64) and
 returns padded poses in the canvas (keypoints (T, K, 2), keypoint_scores (T, K), scores (T,),
@@ -46,6 +46,9 @@ def parse_args(argv=None):
     p.add_argument('--calib', default=None, help='folder of calibration images (--int8)')
     p.add_argument('--calib-count', type=int, default=32,
                    help='calibration images used (evenly spread over the folder)')
+    p.add_argument('--int8-cmp', action='store_true',
+                   help="quantise the CMP's convolutions too (faster with many people, less "
+                   "accurate: by default the CMP stays float32)")
     p.add_argument('--scales', type=float, nargs='+', default=None,
                    help='test scales; only a single scale (1) is supported')
     return p.parse_args(argv)
@@ -85,7 +88,8 @@ def main(argv=None):
         if args.int8:
             from logocap_mm.deploy.quantize import quantize_int8
             t = time.perf_counter()
-            q = quantize_int8(out, args.out, args.calib, args.calib_count)
+            q = quantize_int8(out, args.out, args.calib, args.calib_count,
+                              cmp=args.int8_cmp)
             print(f'INT8: {len(q["nodes"])} network nodes quantised, calibrated on '
                   f'{len(q["calib_images"])} images of {args.calib} in '
                   f'{time.perf_counter() - t:.1f} s')
