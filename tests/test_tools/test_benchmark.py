@@ -246,22 +246,34 @@ def test_help_imports_neither_torch_nor_the_package():
     assert out.strip().splitlines()[-1] == 'HEAVY []'
 
 
-def test_benchmark_e2e_variants_same_poses(tmp_path, capsys):
-    """tools/benchmark_e2e.py: every variant runs through inference_bottomup, the first is the
-    ratio's reference, the default plan (channels_last + BatchNorm folding) gives the
-    contiguous plan's poses; bad --variant values and an output over an input are refused."""
+def test_benchmark_e2e_variants_same_poses(tmp_path, capsys, fixture_file, fixture_dir):
+    """tools/benchmark_e2e.py on the converted fixture weights (real poses): every variant runs
+    through inference_bottomup, the first is the ratio's reference, the default plan
+    (channels_last + BatchNorm folding) gives the contiguous plan's poses; the canvas is the
+    config's; bad --variant values and an output over an input are refused."""
+    from logocap_mm.testing import converted_fixture_model
     tool = load_tool('tools/benchmark_e2e.py', 'benchmark_e2e_cli')
     img = osp.join(ROOT, 'tests/data/coco/000000196141.jpg')
+    with pytest.raises(SystemExit):
+        tool.parse_args([TINY, '--variant', 'noequals'])
+    with pytest.raises(SystemExit):
+        tool.parse_args([TINY, '--rounds', '0'])
+    with pytest.raises(ValueError, match='is the input'):
+        tool.main([TINY, '--image', img, '--rounds', '1', '--out', img])
+    fixture_file('ref_model.pth', 'end-to-end benchmark')
+    fixture_file('ref_config_full.yaml', 'end-to-end benchmark')
+    conv = converted_fixture_model(fixture_dir, str(tmp_path))
     out = tmp_path / 'e2e.json'
-    res = tool.main([TINY, '--image', img, '--rounds', '1',
+    res = tool.main([conv['cfg_path'], '--checkpoint', conv['ckpt'], '--image', img,
+                     '--rounds', '1',
                      '--variant', 'contiguous=memory_format=contiguous,fuse_conv_bn=False',
                      '--variant', 'default=', '--variant',
                      "fused=memory_format='channels_last',fuse_conv_bn=True", '--out', str(out)])
     data = json.loads(out.read_text())
     assert list(data['variants']) == ['contiguous', 'default', 'fused']
-    assert data['input_size'] == 128 and data['rounds'] == 1
+    assert data['input_size'] == load_config(conv['cfg_path'])[1] and data['rounds'] == 1
     rows = data['variants']
-    assert rows['contiguous']['ratio'] == 1.0
+    assert rows['contiguous']['ratio'] == 1.0 and rows['contiguous']['poses'] > 0
     assert rows['fused']['test_cfg'] == dict(memory_format='channels_last', fuse_conv_bn=True)
     for name in ('default', 'fused'):
         assert rows[name]['best_ms'] > 0 and len(rows[name]['samples_ms']) == 1
@@ -270,9 +282,3 @@ def test_benchmark_e2e_variants_same_poses(tmp_path, capsys):
     assert res['variants']['default']['ratio'] == pytest.approx(
         rows['default']['best_ms'] / rows['contiguous']['best_ms'])
     assert '| default |' in capsys.readouterr().out
-    with pytest.raises(SystemExit):
-        tool.parse_args([TINY, '--variant', 'noequals'])
-    with pytest.raises(SystemExit):
-        tool.parse_args([TINY, '--rounds', '0'])
-    with pytest.raises(ValueError, match='is the input'):
-        tool.main([TINY, '--image', img, '--rounds', '1', '--out', img])
