@@ -116,8 +116,45 @@ def kam_convolution(windows: Tensor, kams: Tensor) -> Tensor:
     if n == 0:
         return windows.new_zeros(windows.shape)
     kern = torch.flip(kams.reshape(n, 1, k, k) / float(k * k), [2, 3]).to(windows.dtype)
-    out = F.conv2d(windows.reshape(1, n, S1, S2), kern, padding=k // 2, groups=n)
+    x = windows.reshape(1, n, S1, S2)
+    if x.device.type == 'cpu' and torch.is_grad_enabled() and \
+            (x.requires_grad or kern.requires_grad):
+        out = _DepthwiseConv.apply(x, kern)
+    else:
+        out = F.conv2d(x, kern, padding=k // 2, groups=n)
     return out.reshape(*lead, S1, S2)
+
+
+class _DepthwiseConv(torch.autograd.Function):
+    """``F.conv2d(x, w, padding=k // 2, groups=n)`` for x (1, n, S1, S2), w (n, 1, k, k)
+    whose backward is two more depthwise ``conv2d`` forwards.
+
+    Why: on CPU, PyTorch's backward of a depthwise convolution with n groups of 11x11
+    kernels falls back to a per-group path; with the ~700 instance-keypoints of a training
+    batch it cost ~0.43 s against 0.04 s for these two forwards (2 threads). Same forward
+    values; the gradients agree to float32 rounding (summation order).
+      grad_x = conv(grad_out, w flipped), zero padding k // 2;
+      grad_w = conv(x padded by k // 2, grad_out as the kernel) -> (n, 1, k, k).
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, w: Tensor) -> Tensor:
+        ctx.save_for_backward(x, w)
+        return F.conv2d(x, w, padding=w.shape[-1] // 2, groups=w.shape[0])
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: Tensor):
+        x, w = ctx.saved_tensors
+        n, p = w.shape[0], w.shape[-1] // 2
+        grad = grad.contiguous()
+        gx = gw = None
+        if ctx.needs_input_grad[0]:
+            gx = F.conv2d(grad, torch.flip(w, [2, 3]), padding=p, groups=n)
+        if ctx.needs_input_grad[1]:
+            gw = F.conv2d(F.pad(x, (p, p, p, p)), grad.transpose(0, 1), groups=n)
+            gw = gw.transpose(0, 1)                                   # (n, 1, k, k)
+        return gx, gw
 
 
 def kam_convolution_per_slot(windows: Tensor, kams: Tensor) -> Tensor:

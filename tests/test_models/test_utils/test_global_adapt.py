@@ -195,3 +195,30 @@ def test_partial_decode_first_maximum():
     kp, v = ga.partial_decode(kem, kams)
     assert kp[0, 0].tolist() == [1.0, 0.0] and v[0, 0] == 1
     assert kp[0, 1].tolist() == [-1.0, -1.0] and v[0, 1] == 0.5
+
+
+def test_kam_convolution_gradients_equal_the_native_convolution():
+    """The CPU training path (backward as two depthwise convolution forwards) gives the
+    gradients of PyTorch's own grouped conv2d, w.r.t. windows and KAMs, and passes a
+    float64 gradcheck; without grad it is the plain convolution."""
+    from logocap_mm.models.utils.global_windows import _DepthwiseConv
+    g = torch.Generator().manual_seed(0)
+    win = torch.rand(2, 3, 4, 13, 13, generator=g, dtype=torch.float64, requires_grad=True)
+    kam = torch.rand(2, 3, 4, 5, 5, generator=g, dtype=torch.float64, requires_grad=True)
+    out = ga.kam_convolution(win, kam)
+    assert 'DepthwiseConv' in type(out.grad_fn.next_functions[0][0]).__name__
+    up = torch.randn(out.shape, generator=g, dtype=torch.float64)
+    gw, gk = torch.autograd.grad(out, (win, kam), up)
+    kern = torch.flip(kam.reshape(24, 1, 5, 5) / 25., [2, 3])
+    ref = F.conv2d(win.reshape(1, 24, 13, 13), kern, padding=2, groups=24).reshape(out.shape)
+    rw, rk = torch.autograd.grad(ref, (win, kam), up)
+    assert torch.allclose(out, ref, atol=0, rtol=0)
+    assert torch.allclose(gw, rw, atol=1e-12) and torch.allclose(gk, rk, atol=1e-12)
+    x = torch.rand(1, 3, 7, 7, generator=g, dtype=torch.float64, requires_grad=True)
+    w = torch.rand(3, 1, 3, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(_DepthwiseConv.apply, (x, w))
+    # only one input needs a gradient (windows detached at training time elsewhere)
+    (gk2,) = torch.autograd.grad(ga.kam_convolution(win.detach(), kam), (kam,), up)
+    assert torch.allclose(gk2, rk, atol=1e-12)
+    with torch.no_grad():
+        assert ga.kam_convolution(win, kam).grad_fn is None
