@@ -26,7 +26,9 @@ CROWDED_ROOT=${CROWDED_ROOT:-data/synthetic_crowded/}
 RUNS=${RUNS:-before shifted crowdmask uniform after cid}
 OMP_NUM_THREADS=$(bash tools/cpu_threads.sh)
 export OMP_NUM_THREADS MKL_NUM_THREADS=${MKL_NUM_THREADS:-$OMP_NUM_THREADS}
-export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}  # sleeping waits (tools/cpu_threads.sh)
+# OpenMP waits from the host's load now (tools/cpu_wait.py): brief spins when quiet, sleeps when busy
+WAIT=$("$PY" tools/cpu_wait.py)
+if [ "$WAIT" = SPIN ]; then export GOMP_SPINCOUNT=${GOMP_SPINCOUNT:-10000}; else export OMP_WAIT_POLICY=$WAIT; fi
 export PATH="$(cd "$VENV/bin" && pwd):$PATH"
 mkdir -p "$WORK_DIR"
 

@@ -32,14 +32,12 @@ NUM_TRAIN=${NUM_TRAIN:-2000}
 NUM_VAL=${NUM_VAL:-200}
 # default work dir per schedule (work_dirs/synthetic_demo, work_dirs/synthetic_demo_short)
 WORK_DIR=${WORK_DIR:-work_dirs/synthetic_demo$([ "$DEMO_SCHEDULE" = standard ] || echo _short)}
-# torch threads: OMP_NUM_THREADS if set, else all cores (tools/cpu_threads.sh); threads that
-# wait sleep instead of spinning (OMP_WAIT_POLICY=PASSIVE unless set), which keeps two threads
-# faster than one when other jobs share the cores
+# torch threads: OMP_NUM_THREADS if set, else all cores (tools/cpu_threads.sh); how waiting
+# threads wait is chosen just before training (tools/cpu_wait.py)
 OMP_NUM_THREADS=$(bash tools/cpu_threads.sh)
 export OMP_NUM_THREADS MKL_NUM_THREADS=${MKL_NUM_THREADS:-$OMP_NUM_THREADS}
-export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
-echo "[synthetic_demo] schedule $DEMO_SCHEDULE ($CFG), $OMP_NUM_THREADS torch thread(s)," \
-     "OMP_WAIT_POLICY=$OMP_WAIT_POLICY (set OMP_NUM_THREADS to choose)"
+echo "[synthetic_demo] schedule $DEMO_SCHEDULE ($CFG), $OMP_NUM_THREADS torch thread(s)" \
+     "(set OMP_NUM_THREADS to choose)"
 demo_start=$(date +%s)
 export PATH="$(cd "$VENV/bin" && pwd):$PATH"
 mkdir -p "$WORK_DIR"
@@ -48,6 +46,18 @@ echo "== 1. synthetic data -> $SYNTHETIC_ROOT =="
 "$PY" tools/make_synthetic.py --out-dir "$SYNTHETIC_ROOT" --num-train "$NUM_TRAIN" \
     --num-val "$NUM_VAL"
 echo "data: $(( $(date +%s) - demo_start )) s"
+
+# OpenMP waits, from the host's load now (the data generation has ended): a quiet host spins
+# briefly (GOMP_SPINCOUNT=10000: 0.36 vs 0.51 s per iteration on 2 cores), a busy one sleeps
+# (OMP_WAIT_POLICY=PASSIVE: 0.84 vs 1.20 s); an OMP_WAIT_POLICY you set wins
+WAIT=$("$PY" tools/cpu_wait.py)
+if [ "$WAIT" = SPIN ]; then
+  export GOMP_SPINCOUNT=${GOMP_SPINCOUNT:-10000}
+  echo "[synthetic_demo] quiet host: OpenMP threads spin (GOMP_SPINCOUNT=$GOMP_SPINCOUNT)"
+else
+  export OMP_WAIT_POLICY=$WAIT
+  echo "[synthetic_demo] OMP_WAIT_POLICY=$OMP_WAIT_POLICY"
+fi
 
 # (the last line: mmengine logs the SYNTHETIC_ROOT substitution to stdout)
 MAX_EPOCHS=$("$PY" -c "from mmengine.config import Config; \
@@ -69,6 +79,7 @@ fi
 # TEST_PRECISIONS: model.test_cfg.precision values to test (e.g. "fp32 bf16"); fp32 by default
 # (bf16 is ~10x slower than fp32 on a CPU without AVX512-BF16/AMX)
 TEST_PRECISIONS=${TEST_PRECISIONS:-fp32}
+step_start=$(date +%s)
 echo "== 3. mim test, adaptation none / partial / full (precision: $TEST_PRECISIONS) =="
 for prec in $TEST_PRECISIONS; do
   case "$prec" in fp32|bf16|fp16) ;; *) echo "TEST_PRECISIONS: unknown precision $prec" >&2; exit 1;; esac
@@ -101,9 +112,11 @@ for lv in ('none', 'partial', 'full'):
         print(f'| {lv} | {prec} | ' + ' | '.join(vals) + ' |')
 EOF
 
+echo "tests: $(( $(date +%s) - step_start )) s"; step_start=$(date +%s)
 echo "== 4. KEM upper bound =="
 "$PY" tools/analysis/kem_upper_bound.py "$CFG" "$CKPT" --out-dir "$WORK_DIR/upper_bound"
 
+echo "upper bound: $(( $(date +%s) - step_start )) s"; step_start=$(date +%s)
 echo "== 5. visualisations =="
 # keypoint score threshold of the drawings: the tiny model's scores are small ('full' scores are
 # heatmap responses x centre score, ~0.1-0.2 on visible keypoints), MMPose's default 0.3 hides them
@@ -115,9 +128,13 @@ for lv in none full; do
   "$PY" tools/demo.py "$CFG" "$CKPT" "$VIS_IN" --out-dir "$WORK_DIR/vis_$lv" --device cpu \
       --adaptation $lv --kpt-thr "$KPT_THR"
 done
+echo "visualisations: $(( $(date +%s) - step_start )) s"; step_start=$(date +%s)
 echo "== 6. video: identities across frames =="
 VIDEO_ROOT=${VIDEO_ROOT:-${SYNTHETIC_ROOT%/}_video}
 "$PY" tools/make_synthetic_video.py --out-dir "$VIDEO_ROOT"
+# 'none' and 'full' (the contrast; VIDEO_LEVELS="none partial full" adds 'partial', ~45 s)
+VIDEO_LEVELS=${VIDEO_LEVELS:-none full}
 "$PY" tools/analysis/video_tracking.py --clips "$VIDEO_ROOT" --out-dir "$WORK_DIR/video" \
-    --config "$CFG" --checkpoint "$CKPT" --draw full --kpt-thr "$KPT_THR"
+    --config "$CFG" --checkpoint "$CKPT" --draw full --kpt-thr "$KPT_THR" --levels $VIDEO_LEVELS
+echo "video: $(( $(date +%s) - step_start )) s"
 echo "done in $(( $(date +%s) - demo_start )) s: tables above; plots and images under $WORK_DIR"

@@ -1,8 +1,9 @@
 """tools/cpu_threads.sh: OMP_NUM_THREADS wins; otherwise all the cores this process may use,
-whatever the load when it starts."""
+whatever the load when it starts. tools/cpu_wait.py: OpenMP waits from the load now."""
 import os
 import os.path as osp
 import subprocess
+import sys
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))  # tests/<group>/<file>
 SCRIPT = osp.join(ROOT, 'tools', 'cpu_threads.sh')
@@ -41,5 +42,52 @@ def test_synthetic_demo_uses_it():
         sh = f.read()
     assert 'OMP_NUM_THREADS=$(bash tools/cpu_threads.sh)' in sh
     assert 'OMP_NUM_THREADS:-1' not in sh
-    # waiting OpenMP threads sleep instead of spinning unless the user chose otherwise
-    assert 'export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}' in sh
+    # how OpenMP threads wait is chosen from the load just before training
+    assert sh.index('WAIT=$("$PY" tools/cpu_wait.py)') < sh.index('mim train mmpose')
+    assert 'OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}' not in sh
+
+
+WAIT = osp.join(ROOT, 'tools', 'cpu_wait.py')
+
+
+def _wait(*args, **env):
+    e = {k: v for k, v in os.environ.items() if k != 'OMP_WAIT_POLICY'}
+    e.update(env)
+    return subprocess.run([sys.executable, WAIT, *args], env=e, capture_output=True,
+                          text=True)
+
+
+def test_cpu_wait_follows_omp_wait_policy_and_refuses_bad_values():
+    assert _wait(OMP_WAIT_POLICY='passive').stdout.strip() == 'PASSIVE'
+    assert _wait(OMP_WAIT_POLICY='ACTIVE').stdout.strip() == 'ACTIVE'
+    p = _wait(OMP_WAIT_POLICY='sometimes')
+    assert p.returncode == 2 and 'OMP_WAIT_POLICY' in p.stderr
+    for bad in (['--sample', '0'], ['--busy-cores', 'nan'], ['--busy-cores', '-1']):
+        p = _wait(*bad)
+        assert p.returncode == 2 and 'must be > 0' in p.stderr, bad
+
+
+def test_cpu_wait_threshold(monkeypatch):
+    from logocap_mm.testing import load_tool
+    tool = load_tool('tools/cpu_wait.py', 'cpu_wait_tool')
+    monkeypatch.delenv('OMP_WAIT_POLICY', raising=False)
+    monkeypatch.setattr(tool, 'busy_cores', lambda sample: 0.2)
+    assert tool.choose(1.0, 0.5) == 'SPIN'
+    monkeypatch.setattr(tool, 'busy_cores', lambda sample: 0.5)
+    assert tool.choose(1.0, 0.5) == 'PASSIVE'
+
+
+def test_cpu_wait_sees_a_busy_host():
+    """With one spinning process per CPU beside it, the sample says PASSIVE."""
+    n = os.cpu_count() or 1
+    code = 'import time\nt = time.time()\nwhile time.time() - t < 4: pass'
+    hogs = [subprocess.Popen([sys.executable, '-c', code]) for _ in range(n)]
+    try:
+        import time
+        time.sleep(0.5)
+        p = _wait('--sample', '1')
+    finally:
+        for h in hogs:
+            h.kill()
+            h.wait()
+    assert p.returncode == 0 and p.stdout.strip() == 'PASSIVE', p.stderr
