@@ -45,7 +45,7 @@ REQUIRED = {
     'stride': (int, 'network output stride'),
 }
 OPTIONAL = ('keypoint_names', 'skeleton_links', 'dataset_name', 'flip_mode', 'trim_slots',
-            'precision', 'calib_images', 'int8_cmp', 'batch_size')
+            'precision', 'calib_images', 'int8_cmp', 'int8_cmp_convs', 'batch_size')
 PRECISIONS = ('fp32', 'int8')  # 'precision' of the network (absent: fp32)
 
 

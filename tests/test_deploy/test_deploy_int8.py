@@ -47,6 +47,7 @@ def test_int8_metadata_and_quantised_nodes(int8):
     rt = LogoCapONNX(int8['path'])
     assert rt.meta['precision'] == 'int8' and rt.meta['calib_images'] == CALIB
     assert rt.meta['int8_cmp'] is False  # the default keeps the CMP in float32
+    assert rt.meta['int8_cmp_convs'] == 0
     assert LogoCapONNX(int8['fp32']).meta['precision'] == 'fp32'
     m = onnx.load(int8['path'])
     nodes = {n.name: n for n in m.graph.node}
@@ -94,6 +95,14 @@ def test_int8_metadata_and_quantised_nodes(int8):
     extra = [fp32_nodes[n] for n in set(with_cmp) - set(plain)]
     assert set(plain) < set(with_cmp) and len(extra) >= 3
     assert all(where(n) == 'cmp' and n.op_type == 'Conv' for n in extra)
+    # an int N takes the CMP's first N convolutions, in graph order
+    order = [n.name for n in fp32.graph.node if n.name in set(with_cmp) - set(plain)]
+    for k in range(len(order) + 2):
+        assert network_nodes(fp32, cmp=k) == plain + order[:k]
+    from logocap_mm.deploy.quantize import check_cmp_option
+    for bad in (-1, 1.5, 'first', None):
+        with pytest.raises(ValueError, match='cmp must be'):
+            check_cmp_option(bad)
     # the network's convolution weights are stored in int8: the file shrinks by at least
     # 70% of their float32 bytes (75% less scales and zero points); the CMP's stay float32
     fp32_inits = {i.name: i for i in fp32.graph.initializer}
@@ -187,3 +196,16 @@ def test_int8_refuses_bad_calibration(conv, int8, tmp_path):
                        text=True, timeout=300, env=dict(os.environ, PYTHONPATH=ROOT))
     assert r.returncode == 2 and 'holds no image' in r.stderr, r.stderr[-2000:]
     assert not (tmp_path / 'q.onnx').exists()
+
+
+def test_int8_cmp_option_parses():
+    """``--int8-cmp`` alone: every CMP convolution but the last; ``--int8-cmp N``: the first
+    N; absent: none; a negative N is refused by argparse."""
+    from logocap_mm.testing import load_tool
+    tool = load_tool('tools/deploy/export_onnx.py', 'export_onnx_cli')
+    base = ['cfg.py', 'ckpt.pth', '--out', 'x.onnx', '--int8', '--calib', 'd']
+    assert tool.parse_args(base).int8_cmp == 0
+    assert tool.parse_args(base + ['--int8-cmp']).int8_cmp == -1
+    assert tool.parse_args(base + ['--int8-cmp', '1']).int8_cmp == 1
+    with pytest.raises(SystemExit):
+        tool.parse_args(base + ['--int8-cmp', '-3'])

@@ -46,12 +46,16 @@ def parse_args(argv=None):
     p.add_argument('--calib', default=None, help='folder of calibration images (--int8)')
     p.add_argument('--calib-count', type=int, default=32,
                    help='calibration images used (evenly spread over the folder)')
-    p.add_argument('--int8-cmp', action='store_true',
-                   help="quantise the CMP's convolutions too (faster with many people, less "
-                   "accurate: by default the CMP stays float32)")
+    p.add_argument('--int8-cmp', nargs='?', const=-1, default=0, type=int, metavar='N',
+                   help="quantise the CMP's convolutions too: all but the last (no N) or its "
+                   "first N (faster with many people, less accurate: by default the CMP "
+                   "stays float32)")
     p.add_argument('--scales', type=float, nargs='+', default=None,
                    help='test scales; only a single scale (1) is supported')
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.int8_cmp < -1:
+        p.error(f'--int8-cmp N must be >= 0, got {args.int8_cmp}')
+    return args
 
 
 def import_stack():
@@ -89,7 +93,7 @@ def main(argv=None):
             from logocap_mm.deploy.quantize import quantize_int8
             t = time.perf_counter()
             q = quantize_int8(out, args.out, args.calib, args.calib_count,
-                              cmp=args.int8_cmp)
+                              cmp=True if args.int8_cmp == -1 else args.int8_cmp)
             print(f'INT8: {len(q["nodes"])} network nodes quantised, calibrated on '
                   f'{len(q["calib_images"])} images of {args.calib} in '
                   f'{time.perf_counter() - t:.1f} s')
