@@ -46,8 +46,8 @@ def test_int8_metadata_and_quantised_nodes(int8):
     from logocap_rt import LogoCapONNX
     rt = LogoCapONNX(int8['path'])
     assert rt.meta['precision'] == 'int8' and rt.meta['calib_images'] == CALIB
-    assert rt.meta['int8_cmp'] is False  # the default keeps the CMP in float32
-    assert rt.meta['int8_cmp_convs'] == 0
+    # the default quantises the CMP's first convolution only
+    assert rt.meta['int8_cmp'] is True and rt.meta['int8_cmp_convs'] == 1
     assert LogoCapONNX(int8['fp32']).meta['precision'] == 'fp32'
     m = onnx.load(int8['path'])
     nodes = {n.name: n for n in m.graph.node}
@@ -84,8 +84,11 @@ def test_int8_metadata_and_quantised_nodes(int8):
         int8_w = any(d.input[0] in inits for d in dq_in)
         if (dq_in and q_out) or int8_w:
             quantised.append(n)
-            # (by default nothing of the CMP)
-            assert where(n) == 'network', f'{n.name} ({n.op_type}, {where(n)}) is quantised'
+            # (of the CMP, by default its first convolution only)
+            assert where(n) == 'network' or (where(n) == 'cmp' and n.op_type == 'Conv'), \
+                f'{n.name} ({n.op_type}, {where(n)}) is quantised'
+    q_cmp = [n for n in quantised if where(n) == 'cmp']
+    assert len(q_cmp) == 1
     # --int8-cmp adds the CMP's convolutions (but not its last, whose KAMs are weights)
     import onnx
     from logocap_mm.deploy.quantize import network_nodes
@@ -99,12 +102,13 @@ def test_int8_metadata_and_quantised_nodes(int8):
     order = [n.name for n in fp32.graph.node if n.name in set(with_cmp) - set(plain)]
     for k in range(len(order) + 2):
         assert network_nodes(fp32, cmp=k) == plain + order[:k]
+    assert q_cmp[0].name == order[0]  # the default's one CMP convolution is the first
     from logocap_mm.deploy.quantize import check_cmp_option
     for bad in (-1, 1.5, 'first', None):
         with pytest.raises(ValueError, match='cmp must be'):
             check_cmp_option(bad)
     # the network's convolution weights are stored in int8: the file shrinks by at least
-    # 70% of their float32 bytes (75% less scales and zero points); the CMP's stay float32
+    # 70% of their float32 bytes (75% less scales and zero points)
     fp32_inits = {i.name: i for i in fp32.graph.initializer}
     net_bytes = sum(4 * int(np.prod(fp32_inits[fp32_nodes[n].input[1]].dims)) for n in plain
                     if fp32_nodes[n].op_type == 'Conv' and fp32_nodes[n].input[1] in fp32_inits)
@@ -200,11 +204,12 @@ def test_int8_refuses_bad_calibration(conv, int8, tmp_path):
 
 def test_int8_cmp_option_parses():
     """``--int8-cmp`` alone: every CMP convolution but the last; ``--int8-cmp N``: the first
-    N; absent: none; a negative N is refused by argparse."""
+    N; absent: the first one; a negative N is refused by argparse."""
     from logocap_mm.testing import load_tool
     tool = load_tool('tools/deploy/export_onnx.py', 'export_onnx_cli')
     base = ['cfg.py', 'ckpt.pth', '--out', 'x.onnx', '--int8', '--calib', 'd']
-    assert tool.parse_args(base).int8_cmp == 0
+    assert tool.parse_args(base).int8_cmp == 1
+    assert tool.parse_args(base + ['--int8-cmp', '0']).int8_cmp == 0
     assert tool.parse_args(base + ['--int8-cmp']).int8_cmp == -1
     assert tool.parse_args(base + ['--int8-cmp', '1']).int8_cmp == 1
     with pytest.raises(SystemExit):

@@ -44,10 +44,16 @@ def parse_args(argv=None):
     p.add_argument('--calib', default=osp.join(ROOT, 'tests', 'data', 'coco'),
                    help='calibration images for INT8 (default: the bundled COCO images)')
     p.add_argument('--calib-count', type=int, default=8)
+    p.add_argument('--int8-cmp', type=int, nargs='*', default=[], metavar='N',
+                   help="also time INT8 files whose CMP's first N convolutions are quantised "
+                   "(one file per N, rows int8_cmpN; the int8 row is the default, N = 1)")
     p.add_argument('--no-openvino', action='store_true')
     p.add_argument('--batch-openvino', action='store_true',
                    help='time the batched files with OpenVINO too')
-    return add_out(p).parse_args(argv)
+    args = add_out(p).parse_args(argv)
+    if any(n < 0 for n in args.int8_cmp):
+        p.error(f'--int8-cmp values must be >= 0, got {args.int8_cmp}')
+    return args
 
 
 def set_centre_bias(src, dst, bias):
@@ -128,11 +134,16 @@ def run(args, tmp, inputs=None):
     t = time.perf_counter()
     if args.persons:
         quantize_int8(fp32, int8, args.calib, args.calib_count)
+        for c in args.int8_cmp:
+            quantize_int8(fp32, osp.join(tmp, f'int8_cmp{c}_1.onnx'), args.calib,
+                          args.calib_count, cmp=c)
         out.update(export_s=res['seconds'], quantize_s=time.perf_counter() - t,
                    onnx_mb=dict(fp32=osp.getsize(fp32) / 2 ** 20,
                                 int8=osp.getsize(int8) / 2 ** 20))
     for n in args.persons:
-        files = dict(fp32=fp32, int8=int8)
+        files = dict(fp32=fp32, int8=int8,
+                     **{f'int8_cmp{c}': osp.join(tmp, f'int8_cmp{c}_1.onnx')
+                        for c in args.int8_cmp})
         if n != 1:
             with torch.no_grad():
                 head.heatmap_final.bias[K] = 1.

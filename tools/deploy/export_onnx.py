@@ -2,7 +2,7 @@
 
     python tools/deploy/export_onnx.py CONFIG CHECKPOINT --out FILE.onnx [--input-size S]
         [--no-flip] [--adaptation full|partial|none] [--opset N] [--batch-size N]
-        [--int8 --calib DIR [--calib-count N] [--int8-cmp]]
+        [--int8 --calib DIR [--calib-count N] [--int8-cmp [N]]]
 
 The graph takes the normalised input canvas (1, 3, H, W) (H, W dynamic multiples of 64) and
 returns padded poses in the canvas (keypoints (T, K, 2), keypoint_scores (T, K), scores (T,),
@@ -46,10 +46,10 @@ def parse_args(argv=None):
     p.add_argument('--calib', default=None, help='folder of calibration images (--int8)')
     p.add_argument('--calib-count', type=int, default=32,
                    help='calibration images used (evenly spread over the folder)')
-    p.add_argument('--int8-cmp', nargs='?', const=-1, default=0, type=int, metavar='N',
-                   help="quantise the CMP's convolutions too: all but the last (no N) or its "
-                   "first N (faster with many people, less accurate: by default the CMP "
-                   "stays float32)")
+    p.add_argument('--int8-cmp', nargs='?', const=-1, default=1, type=int, metavar='N',
+                   help="how many of the CMP's convolutions are quantised: its first N "
+                   "(default 1, the largest; 0: the CMP stays float32) or, with no N, all but "
+                   "the last (fastest with many people, least accurate)")
     p.add_argument('--scales', type=float, nargs='+', default=None,
                    help='test scales; only a single scale (1) is supported')
     args = p.parse_args(argv)
