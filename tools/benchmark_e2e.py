@@ -77,6 +77,7 @@ def main(argv=None):
     inputs = InputSet([args.config, args.image, args.checkpoint])
     if args.out:
         check_output(args.out, inputs, '--out')
+    import copy
     import time
 
     import numpy as np
@@ -91,7 +92,7 @@ def main(argv=None):
     img = read_image(args.image)
     models = {}
     for name, opts in args.variants:
-        c = cfg.copy()
+        c = copy.deepcopy(cfg)  # (Config.copy is shallow: one variant's options would leak)
         c.model.setdefault('test_cfg', {}).update(opts)
         torch.manual_seed(0)  # the same random weights for every variant
         models[name] = init_model(c, args.checkpoint, device='cpu')
@@ -118,7 +119,8 @@ def main(argv=None):
         rows[name] = dict(best_ms=min(ts), median_ms=float(np.median(ts)), samples_ms=ts,
                           ratio=min(ts) / min(times[first]), poses=len(p),
                           max_kpt_diff_px=diff if same else None,
-                          test_cfg=dict(args.variants)[name])
+                          test_cfg=dict(args.variants)[name],
+                          model_test_cfg=dict(models[name].test_cfg))
     res = dict(config=args.config, image=args.image, input_size=size,
                threads=torch.get_num_threads(), rounds=args.rounds, torch=torch.__version__,
                load_before=load_before, load_after=load_after, variants=rows)

@@ -275,6 +275,14 @@ def test_benchmark_e2e_variants_same_poses(tmp_path, capsys, fixture_file, fixtu
     rows = data['variants']
     assert rows['contiguous']['ratio'] == 1.0 and rows['contiguous']['poses'] > 0
     assert rows['fused']['test_cfg'] == dict(memory_format='channels_last', fuse_conv_bn=True)
+    # each model runs its own options (a shallow config copy once gave every variant the
+    # first one's)
+    effective = {n: r['model_test_cfg'] for n, r in rows.items()}
+    assert effective['contiguous']['memory_format'] == 'contiguous'
+    assert effective['contiguous']['fuse_conv_bn'] is False
+    assert 'memory_format' not in effective['default'] and \
+        'fuse_conv_bn' not in effective['default']
+    assert effective['fused']['memory_format'] == 'channels_last'
     for name in ('default', 'fused'):
         assert rows[name]['best_ms'] > 0 and len(rows[name]['samples_ms']) == 1
         assert rows[name]['poses'] == rows['contiguous']['poses']
