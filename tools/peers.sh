@@ -27,8 +27,8 @@ RUNS=${RUNS:-before shifted crowdmask uniform after cid}
 OMP_NUM_THREADS=$(bash tools/cpu_threads.sh)
 export OMP_NUM_THREADS MKL_NUM_THREADS=${MKL_NUM_THREADS:-$OMP_NUM_THREADS}
 # OpenMP waits from the host's load now (tools/cpu_wait.py): brief spins when quiet, sleeps when busy
-WAIT=$("$PY" tools/cpu_wait.py)
-if [ "$WAIT" = SPIN ]; then export GOMP_SPINCOUNT=${GOMP_SPINCOUNT:-10000}; else export OMP_WAIT_POLICY=$WAIT; fi
+WAIT_ENV=$("$PY" tools/cpu_wait.py --export)
+export "$WAIT_ENV"
 export PATH="$(cd "$VENV/bin" && pwd):$PATH"
 mkdir -p "$WORK_DIR"
 

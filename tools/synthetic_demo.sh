@@ -52,14 +52,9 @@ echo "data: $(( $(date +%s) - demo_start )) s"
 # OpenMP waits, from the host's load now (the data generation has ended): a quiet host spins
 # briefly (GOMP_SPINCOUNT=10000: 0.36 vs 0.51 s per iteration on 2 cores), a busy one sleeps
 # (OMP_WAIT_POLICY=PASSIVE: 0.84 vs 1.20 s); an OMP_WAIT_POLICY you set wins
-WAIT=$("$PY" tools/cpu_wait.py)
-if [ "$WAIT" = SPIN ]; then
-  export GOMP_SPINCOUNT=${GOMP_SPINCOUNT:-10000}
-  echo "[synthetic_demo] quiet host: OpenMP threads spin (GOMP_SPINCOUNT=$GOMP_SPINCOUNT)"
-else
-  export OMP_WAIT_POLICY=$WAIT
-  echo "[synthetic_demo] OMP_WAIT_POLICY=$OMP_WAIT_POLICY"
-fi
+WAIT_ENV=$("$PY" tools/cpu_wait.py --export)
+export "$WAIT_ENV"
+echo "[synthetic_demo] OpenMP waits: $WAIT_ENV"
 
 # (the last line: mmengine logs the SYNTHETIC_ROOT substitution to stdout)
 MAX_EPOCHS=$("$PY" -c "from mmengine.config import Config; \

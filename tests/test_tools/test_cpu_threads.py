@@ -43,7 +43,8 @@ def test_synthetic_demo_uses_it():
     assert 'OMP_NUM_THREADS=$(bash tools/cpu_threads.sh)' in sh
     assert 'OMP_NUM_THREADS:-1' not in sh
     # how OpenMP threads wait is chosen from the load just before training
-    assert sh.index('WAIT=$("$PY" tools/cpu_wait.py)') < sh.index('mim train mmpose')
+    assert sh.index('WAIT_ENV=$("$PY" tools/cpu_wait.py --export)') < \
+        sh.index('export "$WAIT_ENV"') < sh.index('mim train mmpose')
     assert 'OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}' not in sh
 
 
@@ -62,6 +63,9 @@ def test_cpu_wait_follows_omp_wait_policy_and_refuses_bad_values():
     assert _wait(OMP_WAIT_POLICY='ACTIVE').stdout.strip() == 'ACTIVE'
     p = _wait(OMP_WAIT_POLICY='sometimes')
     assert p.returncode == 2 and 'OMP_WAIT_POLICY' in p.stderr
+    # --export: the assignment that carries the choice out
+    assert _wait('--export', OMP_WAIT_POLICY='passive').stdout.strip() == \
+        'OMP_WAIT_POLICY=PASSIVE'
     for bad in (['--sample', '0'], ['--busy-cores', 'nan'], ['--busy-cores', '-1']):
         p = _wait(*bad)
         assert p.returncode == 2 and 'must be > 0' in p.stderr, bad
@@ -75,6 +79,11 @@ def test_cpu_wait_threshold(monkeypatch):
     assert tool.choose(1.0, 0.5) == 'SPIN'
     monkeypatch.setattr(tool, 'busy_cores', lambda sample: 0.5)
     assert tool.choose(1.0, 0.5) == 'PASSIVE'
+    monkeypatch.delenv('GOMP_SPINCOUNT', raising=False)
+    assert tool.assignment('SPIN') == 'GOMP_SPINCOUNT=10000'
+    assert tool.assignment('PASSIVE') == 'OMP_WAIT_POLICY=PASSIVE'
+    monkeypatch.setenv('GOMP_SPINCOUNT', '500')  # the user's value is kept
+    assert tool.assignment('SPIN') == 'GOMP_SPINCOUNT=500'
 
 
 def test_cpu_wait_sees_a_busy_host():

@@ -131,19 +131,18 @@ def run(args, tmp, inputs=None):
     fp32 = osp.join(tmp, 'fp32_1.onnx')
     res = export_model(model, cfg, fp32, input_size=S)
     int8 = osp.join(tmp, 'int8_1.onnx')
+    cmp_files = {f'int8_cmp{c}': (c, osp.join(tmp, f'int8_cmp{c}_1.onnx'))
+                 for c in args.int8_cmp}
     t = time.perf_counter()
     if args.persons:
         quantize_int8(fp32, int8, args.calib, args.calib_count)
-        for c in args.int8_cmp:
-            quantize_int8(fp32, osp.join(tmp, f'int8_cmp{c}_1.onnx'), args.calib,
-                          args.calib_count, cmp=c)
+        for c, path in cmp_files.values():
+            quantize_int8(fp32, path, args.calib, args.calib_count, cmp=c)
         out.update(export_s=res['seconds'], quantize_s=time.perf_counter() - t,
                    onnx_mb=dict(fp32=osp.getsize(fp32) / 2 ** 20,
                                 int8=osp.getsize(int8) / 2 ** 20))
     for n in args.persons:
-        files = dict(fp32=fp32, int8=int8,
-                     **{f'int8_cmp{c}': osp.join(tmp, f'int8_cmp{c}_1.onnx')
-                        for c in args.int8_cmp})
+        files = dict(fp32=fp32, int8=int8, **{k: p for k, (_, p) in cmp_files.items()})
         if n != 1:
             with torch.no_grad():
                 head.heatmap_final.bias[K] = 1.
