@@ -28,7 +28,7 @@ if [ ! -x "$PY" ] || [ ! -f "$VENV/.logocap_env_$MMCV" ]; then
   VENV="$VENV" MMCV="$MMCV" bash tools/install_env.sh
 fi
 export SYNTHETIC_ROOT=${SYNTHETIC_ROOT:-data/synthetic/}
-# 1800 training images (8 epochs of 225 iterations: ~15 min in all on a quiet 2-core host);
+# 1800 training images (8 epochs of 225 iterations: ~14 min in all on a quiet 2-core host);
 # NUM_TRAIN=2000 is the longer schedule of the earlier records
 NUM_TRAIN=${NUM_TRAIN:-1800}
 NUM_VAL=${NUM_VAL:-200}
