@@ -19,8 +19,9 @@ Two ``model.test_cfg`` options select it:
 * ``compile``: ``False`` (default) or ``True``: the backbone and neck run through
   ``torch.compile`` (inductor), compiled at the first ``predict`` and again for each new input
   shape, layout or precision (minutes on a small CPU); opt-in.
-* ``fuse_conv_bn``: ``'auto'`` (default), ``True`` or ``False``: the backbone and neck run
-  as a copy with each BatchNorm folded into the convolution before it
+* ``fuse_conv_bn``: ``'auto'`` (default), ``True`` or ``False``: the backbone and neck, and
+  the head's three map branches, run as copies with each BatchNorm folded into the
+  convolution before it
   (:mod:`logocap_mm.models.fusion`: rounding-level changes, checked against the source once
   per rebuild; one more copy of their weights in memory). ``'auto'`` folds on every device
   whenever that check passes and otherwise runs the model as written, silently; ``True``

@@ -20,6 +20,7 @@ from torch import Tensor
 
 from logocap_mm.models.adaptation import (LogoCapDecoder, LogoCapGlobalAdaptation,
                                           LogoCapLocalAdaptation)
+from logocap_mm.models.fusion import FoldedCopy
 from logocap_mm.models.precision import current_plan, prepare_module
 from .head_flip import FLIP_MODES, flip_merge, shift_aligned  # noqa: F401
 from .head_loss import HeadLossMixin
@@ -33,6 +34,25 @@ COCO_SIGMAS = [.026, .025, .025, .035, .035, .079, .079, .072, .072, .062, .062,
 def _conv_bn_relu(cin: int, cout: int) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout),
                          nn.ReLU(inplace=True))
+
+
+class MapBranches(nn.Module):
+    """The head's three map branches as one module over the same parameters (what
+    ``test_cfg.fuse_conv_bn`` folds and the memory format applies to).
+
+    features (B, C, h, w) F -> heatmaps (B, K+1, h, w), offsets (B, 2K, h, w),
+    embedding (B, D, h, w), all F."""
+
+    def __init__(self, head: nn.Module):
+        super().__init__()
+        for name in ('heatmap_layers', 'heatmap_final', 'offset_layers', 'offset_final',
+                     'embedding_layers'):
+            setattr(self, name, getattr(head, name))
+        self.training = head.training  # a view of the head's parts, in their mode
+
+    def forward(self, x: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+        return (self.heatmap_final(self.heatmap_layers(x)),
+                self.offset_final(self.offset_layers(x)), self.embedding_layers(x))
 
 
 def _parse_metainfo(metainfo):
@@ -238,20 +258,24 @@ class LogoCapHead(HeadLossMixin, BaseHead):
         plan = current_plan()
         if plan.identity:
             return self._branches(x)
-        for m in (self.heatmap_layers, self.heatmap_final, self.offset_layers,
-                  self.offset_final, self.embedding_layers):
-            prepare_module(m, plan.channels_last)
         x = plan.input(x)
+        run = branches = MapBranches(self)
+        if plan.fuse_conv_bn:  # the 1x1 conv + BatchNorm of each branch, folded
+            folded = self.__dict__.setdefault('_logocap_folded', FoldedCopy('head branches'))
+            copy = folded.get(branches, x, warn=plan.fuse_conv_bn is True)
+            run = branches if copy is None else copy
+        if run is branches:
+            for m in branches.children():
+                prepare_module(m, plan.channels_last)
+        else:
+            prepare_module(run, plan.channels_last)
         if plan.dtype is not None:
             x = x.to(plan.dtype)  # one cast for the three branches
         with plan.autocast():
-            return plan.output(self._branches(x))
+            return plan.output(run(x))
 
     def _branches(self, x: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
-        heatmaps = self.heatmap_final(self.heatmap_layers(x))
-        offsets = self.offset_final(self.offset_layers(x))
-        embedding = self.embedding_layers(x)
-        return heatmaps, offsets, embedding
+        return MapBranches(self)(x)
 
     # ---------------------------------------------------------------- modules
     @property

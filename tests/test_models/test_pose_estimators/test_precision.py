@@ -117,8 +117,8 @@ def test_layouts_give_the_same_poses(conv, name, level, device):
                                       ('contiguous', 'auto'), ('auto', None)])
 def test_fuse_conv_bn_gives_the_same_poses(conv, fmt, fuse):
     """``fuse_conv_bn=True`` and ``'auto'`` (the default, ``None`` here: the default
-    test_cfg): a folded copy runs, with the poses of the unfolded contiguous model; the
-    model keeps its BatchNorms."""
+    test_cfg): folded copies of the backbone+neck and of the head's map branches run, with
+    the poses of the unfolded contiguous model; the model keeps its BatchNorms."""
     model = conv['model']
     n_bn = sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.backbone.modules())
     opts = {} if fuse is None else dict(memory_format=fmt, fuse_conv_bn=fuse)
@@ -127,12 +127,17 @@ def test_fuse_conv_bn_gives_the_same_poses(conv, fmt, fuse):
         p0 = _predict(model, batch, memory_format='contiguous',
                       fuse_conv_bn=False).pred_instances
         model.__dict__.pop('_logocap_folded', None)
+        model.head.__dict__.pop('_logocap_folded', None)
         p = _predict(model, batch, **opts).pred_instances
         assert model.__dict__['_logocap_folded'].copy is not None
+        head_copy = model.head.__dict__['_logocap_folded'].copy  # the map branches
+        assert head_copy is not None and not any(
+            isinstance(m, torch.nn.BatchNorm2d) for m in head_copy.modules())
         assert len(p.keypoints) == len(p0.keypoints) > 0
         np.testing.assert_allclose(p.keypoints, p0.keypoints, rtol=0, atol=1e-2)
         np.testing.assert_allclose(p.keypoint_scores, p0.keypoint_scores, rtol=0, atol=1e-4)
     assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.backbone.modules()) == n_bn
+    assert isinstance(model.head.heatmap_layers[1], torch.nn.BatchNorm2d)
 
 
 def test_auto_layout_per_device():
