@@ -6,12 +6,15 @@ A backend loads an exported ``.onnx`` file and offers
 * ``input_names`` / ``input_ranks``, ``output_names`` / ``output_shapes`` (ints, or None
   for a dynamic size): the graph's signature;
 * ``run(x)``: ``(B, 3, H, W)`` float32 -> the outputs as numpy arrays, in graph order.
+  Both engines' ``run`` may be called from several threads at once (ONNX Runtime's
+  ``InferenceSession.run`` is thread-safe; OpenVINO gets one infer request per thread).
 
 ``'onnxruntime'`` (:class:`OrtBackend`) and ``'openvino'`` (:class:`OpenVINOBackend`, which
 reads the same ``.onnx`` through OpenVINO's ONNX frontend) are imported only when chosen,
 so each needs only its own engine installed.
 """
 import os.path as osp
+import threading
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
@@ -92,7 +95,7 @@ class OpenVINOBackend:
         self.output_names = [o.get_any_name() for o in model.outputs]
         self.output_shapes = [[d.get_length() if d.is_static else None
                                for d in o.get_partial_shape()] for o in model.outputs]
-        self.request = self.compiled.create_infer_request()
+        self._local = threading.local()  # one infer request per calling thread
 
     @staticmethod
     def _metadata(model) -> Dict[str, str]:
@@ -101,6 +104,14 @@ class OpenVINOBackend:
             return {}
         fw = model.get_rt_info(['framework']).astype(dict)
         return {k: v.astype(str) for k, v in fw.items()}
+
+    @property
+    def request(self):
+        """The calling thread's infer request (a request runs one inference at a time)."""
+        req = getattr(self._local, 'request', None)
+        if req is None:
+            req = self._local.request = self.compiled.create_infer_request()
+        return req
 
     def run(self, x: np.ndarray) -> List[np.ndarray]:
         res = self.request.infer({0: x})

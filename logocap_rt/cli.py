@@ -3,6 +3,7 @@
     python -m logocap_rt FILE.onnx INPUT [INPUT ...] --out-dir DIR
         [--threads N] [--kpt-thr 0.05] [--pose-thr 0.05] [--no-draw] [--max-pixels N]
         [--camera N] [--track] [--smooth] [--max-frames N] [--backend onnxruntime|openvino]
+        [--workers W]
 
 INPUT: image files, folders (their images, not recursive), video files, a camera index
 (``0``) or a video URL. Outputs are named after the input's full file name, so ``a.jpg``
@@ -12,8 +13,10 @@ and ``a.png`` keep separate results: ``DIR/a.jpg.json`` (MMPoseInferencer's
 (poses with ``bbox_score >= --pose-thr``, keypoints with a score ``>= --kpt-thr``). A video
 ``clip.mp4`` gives ``DIR/clip.mp4.json`` (``[{"frame_id", "instances"}, ...]``) and the
 drawn ``DIR/clip.mp4``. Files are written atomically, never over an input or over anything
-that is not a regular file. An image that fails is reported and skipped; the run goes on,
-summarises and exits 1. Ctrl-C during a video keeps the frames done (``DIR/clip.partial.mp4``,
+that is not a regular file. ``--workers W`` processes W images at once, in threads (for
+throughput on folders; each engine run uses ``--threads``, by default the CPU count // W
+when W > 1); videos run one at a time. An image that fails is reported and skipped; the
+run goes on, summarises and exits 1. Ctrl-C during a video keeps the frames done (``DIR/clip.partial.mp4``,
 ``DIR/clip.mp4.partial.json``) and exits 130. Refused arguments: one line, exit 2.
 
 Videos, cameras (``--camera N``, or ``0`` as an input) and streams: ``--track`` gives every
@@ -27,6 +30,8 @@ import os
 import os.path as osp
 import sys
 import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 
 from .deps import MissingDependency
 from .images import ENV_MAX_PIXELS, max_pixels, read_image
@@ -55,8 +60,13 @@ def parse_args(argv=None):
                         '0: no limit)')
     p.add_argument('--backend', choices=('onnxruntime', 'openvino'), default='onnxruntime',
                    help='inference engine (openvino: pip install logocap-mm[openvino])')
+    p.add_argument('--workers', type=int, default=1,
+                   help='images processed at once, in threads (default 1; with W > 1 '
+                        'and no --threads, each run gets the CPU count // W threads)')
     add_arguments(p)
     args = p.parse_args(argv)
+    if args.workers < 1:
+        p.error(f'--workers must be >= 1, got {args.workers}')
     if args.camera is not None:
         args.inputs.append(str(args.camera))
     if not args.inputs:
@@ -159,6 +169,69 @@ def _video(model, src, paths, args, files, draw_instances):
     return run
 
 
+def _run_inputs(model, inputs, paths, args, files, draw_instances):
+    """Every input in order (images ``--workers`` at a time) -> (failures as (input,
+    reason), interrupted, inputs done)."""
+    failed, done = [], 0
+    pool = ThreadPoolExecutor(args.workers) if args.workers > 1 else None
+    pending: deque = deque()  # (input, future) of the images in flight, oldest first
+
+    def fail(src, e):
+        failed.append((src, _one_line(e)))
+        print(f'FAILED {src}: {failed[-1][1]}', file=sys.stderr)
+
+    def settle(limit):
+        nonlocal done
+        while len(pending) > limit:
+            src, fut = pending.popleft()
+            try:
+                fut.result()
+            except Exception as e:  # noqa: BLE001 - one bad input must not stop the others
+                fail(src, e)
+            done += 1
+
+    try:
+        for src in inputs:
+            try:
+                if is_video(src):
+                    settle(0)  # the images before it first, then the video by itself
+                    run = _video(model, src, paths[src], args, files, draw_instances)
+                    failed += [(src, e) for e in run.errors]
+                    if run.interrupted:
+                        return failed, True, done
+                elif pool is not None:
+                    pending.append((src, pool.submit(_image, model, src, paths[src], args,
+                                                     files, draw_instances)))
+                    settle(2 * args.workers)
+                    continue
+                else:
+                    _image(model, src, paths[src], args, files, draw_instances)
+            except KeyboardInterrupt:
+                raise
+            except Exception as e:  # noqa: BLE001 - one bad input must not stop the others
+                fail(src, e)
+            done += 1
+        settle(0)
+    except KeyboardInterrupt:
+        return failed, True, done + _stop(pool, pending)
+    finally:
+        _stop(pool, pending)
+    return failed, False, done
+
+
+def _stop(pool, pending) -> int:
+    """Drop the images not started, let the started ones finish (their files are written
+    whole); the number of those that succeeded."""
+    if pool is None:
+        return 0
+    for _, fut in pending:
+        fut.cancel()
+    pool.shutdown(wait=True)
+    ok = sum(1 for _, f in pending if not f.cancelled() and f.exception() is None)
+    pending.clear()
+    return ok
+
+
 def main(argv=None):
     """Returns the exit status: 0, 1 (some inputs failed) or 130 (interrupted)."""
     args = parse_args(argv)
@@ -171,27 +244,15 @@ def main(argv=None):
     check_out_dir(args.out_dir)
     paths = output_paths(inputs, args.out_dir, not args.no_draw, files)
     t0 = time.perf_counter()
-    model = LogoCapONNX(args.model, num_threads=args.threads, backend=args.backend)
+    threads = args.threads
+    if threads is None and args.workers > 1:
+        threads = max(1, (os.cpu_count() or 1) // args.workers)
+    model = LogoCapONNX(args.model, num_threads=threads, backend=args.backend)
     print(f'loaded {args.model} in {time.perf_counter() - t0:.2f} s '
           f'(adaptation={model.meta["adaptation"]}, flip={model.meta["flip_test"]}, '
           f'S={model.meta["input_size"]})')
-    failed, interrupted, done = [], False, 0
-    for src in inputs:
-        try:
-            if is_video(src):
-                run = _video(model, src, paths[src], args, files, draw_instances)
-                failed += [(src, e) for e in run.errors]
-                interrupted = run.interrupted
-            else:
-                _image(model, src, paths[src], args, files, draw_instances)
-        except KeyboardInterrupt:
-            interrupted = True
-        except Exception as e:  # noqa: BLE001 - one bad input must not stop the others
-            failed.append((src, _one_line(e)))
-            print(f'FAILED {src}: {failed[-1][1]}', file=sys.stderr)
-        if interrupted:
-            break
-        done += 1
+    failed, interrupted, done = _run_inputs(model, inputs, paths, args, files,
+                                            draw_instances)
     if interrupted:
         print(f'interrupted: {done} of {len(inputs)} input(s) done', file=sys.stderr)
     if failed:

@@ -9,6 +9,8 @@ canvases of one size at once), pose NMS and people cap
 estimator does it.
 """
 import os
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
@@ -53,7 +55,8 @@ class LogoCapONNX:
     (H, W[, C]) array in OpenCV's BGR order (uint8, uint16 or float32 in [0, 255]).
     ``predict(images)``: the same for a list of images; a file exported with
     ``--batch-size N`` runs N canvases of one size per run (a group with fewer is filled up
-    with copies of its last canvas, whose results are dropped).
+    with copies of its last canvas, whose results are dropped); ``predict(images,
+    workers=W)`` keeps W runs in flight at once (threads).
 
     Args:
         path: the ``.onnx`` file written by ``tools/deploy/export_onnx.py`` (fp32 or INT8).
@@ -70,7 +73,7 @@ class LogoCapONNX:
     def __init__(self, path: str, providers=('CPUExecutionProvider',),
                  num_threads: Optional[int] = None, backend: str = 'onnxruntime'):
         self.engine = make_backend(path, backend, num_threads, providers)
-        self.backend = backend
+        self.backend, self.num_threads = backend, num_threads
         self.session = getattr(self.engine, 'session', None)  # the ORT session, if any
         self.meta = decode(self.engine.metadata, path)
         self.batch_size = int(self.meta.get('batch_size', 1))
@@ -145,29 +148,57 @@ class LogoCapONNX:
         return self._finish({k: v[0] for k, v in out.items()}, cmeta)
 
     def predict(self, images: Sequence[Union[str, np.ndarray]],
-                batch_size: Optional[int] = None) -> List[List[Dict]]:
-        """Instances of each image (input order), as single calls give them. Images whose
-        canvases have the same size are run together, ``batch_size`` at a time (default:
-        the file's batch size N; runs hold N canvases)."""
+                batch_size: Optional[int] = None, workers: int = 1) -> List[List[Dict]]:
+        """Instances of each image (input order), as single calls give them.
+
+        Images whose canvases have the same size are run together, ``batch_size`` at a time
+        (default: the file's batch size N; runs hold N canvases). ``workers`` > 1 keeps that
+        many runs in flight at once, in threads (the engines release the GIL while they
+        run; each run uses the engine's ``num_threads``, so give the model
+        ``num_threads = cores // workers``). Images are read and preprocessed in the
+        calling thread, at most ``2 * workers`` runs ahead of the results.
+        """
         batch_size = self.batch_size if batch_size is None else batch_size
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f'batch_size must be a positive int, got {batch_size!r}')
+        for name, v in (('batch_size', batch_size), ('workers', workers)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f'{name} must be a positive int, got {v!r}')
         results: List[Optional[List[Dict]]] = [None] * len(images)
         groups: Dict[tuple, list] = {}
+        pool = ThreadPoolExecutor(workers) if workers > 1 else None
+        pending: deque = deque()
+
+        def work(items):
+            out = self.run(np.concatenate([it[1] for it in items]))
+            return [(i, self._finish({k: v[j] for k, v in out.items()}, cmeta))
+                    for j, (i, _, cmeta) in enumerate(items)]
+
+        def collect(done):
+            for i, inst in done:
+                results[i] = inst
 
         def flush(key):
             items = groups.pop(key)
-            out = self.run(np.concatenate([it[1] for it in items]))
-            for j, (i, _, cmeta) in enumerate(items):
-                results[i] = self._finish({k: v[j] for k, v in out.items()}, cmeta)
+            if pool is None:
+                return collect(work(items))
+            pending.append(pool.submit(work, items))
+            while len(pending) > 2 * workers:
+                collect(pending.popleft().result())
 
-        for i, image in enumerate(images):
-            image, name = self._load(image, i)
-            x, cmeta = self.preprocess(image, name)
-            key = x.shape[2:]
-            groups.setdefault(key, []).append((i, x, cmeta))
-            if len(groups[key]) >= batch_size:
+        try:
+            for i, image in enumerate(images):
+                image, name = self._load(image, i)
+                x, cmeta = self.preprocess(image, name)
+                key = x.shape[2:]
+                groups.setdefault(key, []).append((i, x, cmeta))
+                if len(groups[key]) >= batch_size:
+                    flush(key)
+            for key in list(groups):
                 flush(key)
-        for key in list(groups):
-            flush(key)
+            while pending:
+                collect(pending.popleft().result())
+        finally:
+            if pool is not None:
+                for f in pending:
+                    f.cancel()
+                pool.shutdown(wait=True)
         return results

@@ -30,7 +30,7 @@ Two ``model.test_cfg`` options select it:
   removes one memory-bound pass per convolution (W32, 512, flip, one image, on a quiet
   2-core AMD EPYC: 0.60x of the contiguous unfolded time with folding, 0.75x without, in
   the same stage-benchmark run; a whole ``inference_bottomup`` call with 30 people, where
-  preprocessing and decoding do not change: 0.81x, best of 5).
+  preprocessing and decoding do not change: 0.73x, best of 9).
 
 The estimator resolves one :class:`NetworkPlan` per ``predict`` call (from ``test_cfg`` and
 the input's device) and makes it current with :func:`use_plan`; the parts that run network

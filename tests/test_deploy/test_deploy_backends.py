@@ -29,6 +29,13 @@ def test_openvino_equals_onnxruntime(deploy_export, need_module, level):
             d = np.abs(np.array([p[k] for p in a]) - np.array([p[k] for p in b])).max()
             assert d <= tol, f'{img} {level}: {k} differ by {d:.3g}'
     assert total > 0
+    # runs in two threads at once: one infer request per thread, the same poses
+    imgs = IMAGES[:4]
+    for a, b in zip(ov.predict(imgs, workers=2), [ov(i) for i in imgs]):
+        assert len(a) == len(b)
+        if a:
+            np.testing.assert_array_equal(np.array([p['keypoints'] for p in a]),
+                                          np.array([p['keypoints'] for p in b]))
 
 
 def test_unknown_or_missing_backend_is_refused(deploy_export, monkeypatch):

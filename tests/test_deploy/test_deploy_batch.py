@@ -1,5 +1,6 @@
 """Batched runs: a file exported with a fixed batch of N canvases and the runtime's
-``predict`` (images grouped by canvas size) give the poses of single calls."""
+``predict`` (images grouped by canvas size, runs in flight in worker threads) give the
+poses of single calls."""
 import glob
 import os.path as osp
 
@@ -31,7 +32,8 @@ def test_batched_file_equals_single_runs(deploy_export):
     single = [one(im) for im in imgs]
     assert sum(map(len, single)) > 0 and single[-1] == []
     for got in (four.predict(imgs), one.predict(imgs, batch_size=3),
-                four.predict(imgs, batch_size=1)):
+                four.predict(imgs, batch_size=1), one.predict(imgs, workers=3),
+                four.predict(imgs, workers=2)):
         assert len(got) == len(imgs)
         for a, b in zip(single, got):
             _same(a, b)
@@ -42,5 +44,27 @@ def test_batched_file_equals_single_runs(deploy_export):
     np.testing.assert_array_equal(out['valid'][0], out['valid'][5])
     with pytest.raises(ValueError, match='batch_size'):
         four.predict(imgs, batch_size=0)
+    for bad in (0, 1.5, True):
+        with pytest.raises(ValueError, match='workers must be a positive int'):
+            one.predict(imgs, workers=bad)
     with pytest.raises(ValueError, match=r'\(B, 3, H, W\)'):
         four.run(x[0])
+
+
+def test_worker_errors_reach_the_caller(deploy_export, monkeypatch):
+    """A run that fails in a worker thread raises in ``predict``; the pool is shut down."""
+    from logocap_rt import LogoCapONNX, read_image
+    one = LogoCapONNX(deploy_export('full'))
+    imgs = [read_image(p) for p in IMAGES[:5]]
+    calls = []
+
+    def broken(x):
+        calls.append(len(x))
+        if len(calls) == 3:
+            raise RuntimeError('engine failed on run 3')
+        return real(x)
+    real = one.engine.run
+    monkeypatch.setattr(one.engine, 'run', broken)
+    with pytest.raises(RuntimeError, match='engine failed on run 3'):
+        one.predict(imgs, workers=2)
+    assert 3 <= len(calls) <= 5

@@ -61,16 +61,19 @@ def test_output_over_input_or_non_regular_file_is_refused(tiny_onnx, tmp_path, c
     assert not osp.isfile(out / 'b.jpg.json')
 
 
-def test_every_per_image_failure_is_skipped(tiny_onnx, tmp_path, capsys):
+@pytest.mark.parametrize('workers', [1, 2])
+def test_every_per_image_failure_is_skipped(tiny_onnx, tmp_path, capsys, workers):
     """An image OpenCV refuses with cv2.error (over its own 2^30-pixel cap), a truncated one,
-    then a good one: the good one is processed, the failures are summarised, exit 1."""
+    then a good one: the good one is processed, the failures are summarised, exit 1 (also
+    with images processed in two threads)."""
     folder = tmp_path / 'in'
     folder.mkdir()
     png_header_only(folder / 'a_huge.png', 40000, 30000)
     (folder / 'b_cut.jpg').write_bytes(open(write_image(tmp_path / 'g.jpg'), 'rb').read()[:200])
     write_image(folder / 'c_good.jpg')
     out = tmp_path / 'out'
-    assert cli.main([tiny_onnx, str(folder), '--out-dir', str(out), '--max-pixels', '0']) == 1
+    assert cli.main([tiny_onnx, str(folder), '--out-dir', str(out), '--max-pixels', '0',
+                     '--workers', str(workers)]) == 1
     assert sorted(os.listdir(out)) == ['c_good.jpg', 'c_good.jpg.json']
     err = capsys.readouterr().err
     assert '2 of 3 input(s) failed' in err
@@ -94,6 +97,56 @@ def test_failures_of_any_type_are_skipped(tiny_onnx, tmp_path, capsys, monkeypat
     assert cli.run([tiny_onnx, str(folder), '--out-dir', str(tmp_path / 'o')]) == 1
     assert osp.isfile(tmp_path / 'o' / 'b_good.jpg.json')
     assert 'a_big.jpg: MemoryError: cannot allocate 8 GiB' in capsys.readouterr().err
+
+
+def test_workers_give_the_outputs_of_one_at_a_time(tiny_onnx, tmp_path, capsys):
+    """Images in two threads, a video between them (run by itself): the same files with the
+    same contents as ``--workers 1``; the summary counts every input."""
+    folder = tmp_path / 'in'
+    folder.mkdir()
+    for i in range(5):
+        write_image(folder / f'{i}.jpg', 40 + 8 * i, 60)
+    clip = write_video(tmp_path / 'clip.mp4', n=3)
+    inputs = [str(folder / f'{i}.jpg') for i in range(3)] + [clip] + \
+        [str(folder / f'{i}.jpg') for i in range(3, 5)]
+    outs = {}
+    for w in (1, 2):
+        out = tmp_path / f'out{w}'
+        assert cli.run([tiny_onnx, *inputs, '--out-dir', str(out), '--workers', str(w)]) == 0
+        assert '6 input(s) done' in capsys.readouterr().out
+        outs[w] = {f: (out / f).read_bytes() for f in sorted(os.listdir(out))
+                   if f.endswith('.json')}
+    assert len(outs[1]) == 6 and outs[2] == outs[1]
+    with pytest.raises(SystemExit) as e:  # argparse's usage error
+        cli.run([tiny_onnx, clip, '--out-dir', str(tmp_path / 'o'), '--workers', '0'])
+    assert e.value.code == 2
+    assert '--workers must be >= 1' in capsys.readouterr().err
+
+
+def test_ctrl_c_with_workers_stops_and_keeps_what_is_written(tiny_onnx, tmp_path, capsys,
+                                                               monkeypatch):
+    """Ctrl-C while images run in two threads: exit 130, the images done keep their files,
+    no temporary file is left."""
+    real = cli.read_image
+
+    def reader(path, limit=None):
+        if osp.basename(path) == '3.jpg':
+            raise KeyboardInterrupt
+        return real(path, limit)
+    monkeypatch.setattr(cli, 'read_image', reader)
+    folder = tmp_path / 'in'
+    folder.mkdir()
+    for i in range(8):
+        write_image(folder / f'{i}.jpg')
+    out = tmp_path / 'out'
+    assert cli.run([tiny_onnx, str(folder), '--out-dir', str(out), '--workers', '2',
+                    '--no-draw']) == 130
+    err = capsys.readouterr().err
+    names = sorted(os.listdir(out))
+    # 0-2 done before it; of 4-7, those a worker had started finish and count
+    assert f'interrupted: {len(names)} of 8 input(s) done' in err and 'Traceback' not in err
+    assert {'0.jpg.json', '1.jpg.json', '2.jpg.json'} <= set(names)
+    assert '3.jpg.json' not in names and not [f for f in names if f.startswith('.')]
 
 
 def test_pixel_limit_refuses_a_bomb_and_goes_on(tiny_onnx, tmp_path, capsys):

@@ -25,7 +25,7 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor
 
-from .global_adapt_fast import fast_rows
+from .global_adapt_fast import fast_rows, weighted_windows_crop
 from .global_windows import (_check_maps_poses, _check_size, _sample_rows, gaussian_window,
                              kam_convolution, kam_convolution_per_slot, sample_windows,
                              top2_decode)
@@ -49,7 +49,10 @@ def global_adaptation(heatmaps_up: Tensor, poses: Tensor, kams: Tensor, size: in
         valid: optional (B, T) bool; invalid slots are skipped and return (P0, 0).
         per_slot: plain path only: the KAM convolution as a loop over the slots
             (:func:`kam_convolution_per_slot`, same values), so that an exported graph's
-            cost follows a data-dependent T.
+            cost follows a data-dependent T; and the Gaussian-weighted windows by one
+            integer crop and two separable 2-tap passes, as the fast path takes them
+            (:func:`weighted_windows_crop`, no data-dependent branch: one ``take`` instead
+            of the reference sampler's four; equal up to float rounding).
 
     Returns:
         keypoints (B, T, K, 2) in I (``P0 + top-2 offset``), values (B, T, K) (the convex
@@ -88,10 +91,14 @@ def global_adaptation(heatmaps_up: Tensor, poses: Tensor, kams: Tensor, size: in
         o, vv = fast_rows(maps, mrow, P.reshape(-1, 2), KA.reshape(N * K, *KA.shape[-2:]).to(dt),
                            size, sigma, lam)
         off, v = o.reshape(N, K, 2), vv.reshape(N, K)
+    elif per_slot:
+        G = weighted_windows_crop(maps, mrow, P.reshape(-1, 2), size, sigma)
+        R = kam_convolution_per_slot(G.reshape(N, K, size, size), KA)
+        off, v = top2_decode(R, lam)
     else:
         win = _sample_rows(maps, mrow, P.reshape(-1, 2), size).reshape(N, K, size, size)
         G = win * gaussian_window(size, sigma, heatmaps_up.device, dt)
-        R = (kam_convolution_per_slot if per_slot else kam_convolution)(G, KA)
+        R = kam_convolution(G, KA)
         off, v = top2_decode(R, lam)
     kp = P + off
     if sel is None:

@@ -132,7 +132,7 @@ def _fast_rows(maps: Tensor, mrow: Tensor, centers: Tensor, kams: Tensor, size: 
 
 
 def _weighted_windows_fast_rows(maps: Tensor, mrow: Tensor, centers: Tensor, size: int,
-                                sigma: float) -> Tensor:
+                                sigma: float, static: bool = False) -> Tensor:
     """Gaussian-weighted windows via one integer crop and two separable 2-tap passes.
 
     The reference sampler's taps are separable and, along each axis, window column b uses
@@ -143,6 +143,9 @@ def _weighted_windows_fast_rows(maps: Tensor, mrow: Tensor, centers: Tensor, siz
     Args:
         maps: (Mm, H, W) heatmap channels; row m of the output samples ``maps[mrow[m]]``.
         mrow: (M,) long; centers: (M, 2) window centres (x, y) in I.
+
+        static: no data-dependent branch (for an exported graph): every crop is one flat
+            ``take`` and the Gaussian's zero mask is always applied.
 
     Returns:
         (M, S, S) equal to ``gaussian_window * sample_windows`` up to float rounding.
@@ -169,15 +172,31 @@ def _weighted_windows_fast_rows(maps: Tensor, mrow: Tensor, centers: Tensor, siz
     g1 = _gaussian_1d(size, sigma, dev, dt)
     wx0, wx1 = wx0 * g1, wx1 * g1
     wy0, wy1 = wy0 * g1, wy1 * g1
-    crop = _crops(maps, mrow, iy, ix)                                  # (M, S+1, S+1)
+    crop = (_take_crops if static else _crops)(maps, mrow, iy, ix)     # (M, S+1, S+1)
     tmp = crop[:, :, :-1] * wx0[:, None, :]
     tmp.addcmul_(crop[:, :, 1:], wx1[:, None, :])
     out = tmp[:, :-1] * wy0[:, :, None]
     out.addcmul_(tmp[:, 1:], wy1[:, :, None])
     g2 = gaussian_window(size, sigma, dev, dt)
-    if bool((g2 == 0).any()):
+    if static or bool((g2 == 0).any()):
         out = out * (g2 > 0)
     return out
+
+
+def weighted_windows_crop(maps: Tensor, mrow: Tensor, centers: Tensor, size: int,
+                          sigma: float) -> Tensor:
+    """:func:`_weighted_windows_fast_rows` without data-dependent branches (one flat
+    ``take`` of (M, S+1, S+1) map pixels instead of the reference sampler's four of
+    (M, S, S)): the Gaussian-weighted windows of an exported graph."""
+    return _weighted_windows_fast_rows(maps, mrow, centers, size, sigma, static=True)
+
+
+def _take_crops(maps: Tensor, mrow: Tensor, iy: Tensor, ix: Tensor) -> Tensor:
+    """``maps[mrow[m]][iy[m]][:, ix[m]]`` for (clamped) index runs iy, ix (M, L), by one
+    flat ``take`` for every row."""
+    Mm, H, W = maps.shape
+    idx = ((mrow * (H * W))[:, None, None] + iy[:, :, None] * W + ix[:, None, :])
+    return maps.reshape(-1).take(idx)
 
 
 def _crops(maps: Tensor, mrow: Tensor, iy: Tensor, ix: Tensor) -> Tensor:

@@ -61,11 +61,14 @@ def test_window_sampling_geometry():
 
 
 def _plain_vs_fast(Hr, P0, kam, valid=None):
+    """The plain path against the fast one and against the exported graph's (per-slot loop
+    on windows from one integer crop)."""
     kp0, v0 = ga.global_adaptation(Hr, P0, kam, fast=False, valid=valid)
-    kp1, v1 = ga.global_adaptation(Hr, P0, kam, fast=True, valid=valid)
-    # values: float rounding only; positions: equal (no near-ties in these inputs)
-    assert (v0 - v1).abs().max().item() <= 1e-5 * max(1.0, v0.abs().max().item())
-    assert torch.equal(kp0, kp1)
+    for opts in (dict(fast=True), dict(fast=False, per_slot=True)):
+        kp1, v1 = ga.global_adaptation(Hr, P0, kam, valid=valid, **opts)
+        # values: float rounding only; positions: equal (no near-ties in these inputs)
+        assert (v0 - v1).abs().max().item() <= 1e-5 * max(1.0, v0.abs().max().item()), opts
+        assert torch.equal(kp0, kp1), opts
     return kp0, v0
 
 
@@ -138,7 +141,7 @@ def test_kam_convolution_per_slot_equals_grouped():
     assert ga.kam_convolution_per_slot(G[:0], kam[:0]).shape == (0, 3, 21, 21)
     with pytest.raises(ValueError, match='share'):
         ga.kam_convolution_per_slot(G, kam[:3])
-    # the full refinement through the loop equals the grouped one
+    # the full refinement through the loop (and cropped windows) equals the grouped one
     Hr = torch.rand(1, 3, 40, 50, generator=g)
     P0 = torch.rand(1, 4, 3, 2, generator=g) * 40
     kp0, v0 = ga.global_adaptation(Hr, P0, kam[None], size=21, fast=False)
