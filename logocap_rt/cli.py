@@ -190,6 +190,7 @@ def _run_inputs(model, inputs, paths, args, files, draw_instances):
                 fail(src, e)
             done += 1
 
+    interrupted = False
     try:
         for src in inputs:
             try:
@@ -198,7 +199,8 @@ def _run_inputs(model, inputs, paths, args, files, draw_instances):
                     run = _video(model, src, paths[src], args, files, draw_instances)
                     failed += [(src, e) for e in run.errors]
                     if run.interrupted:
-                        return failed, True, done
+                        interrupted = True
+                        break
                 elif pool is not None:
                     pending.append((src, pool.submit(_image, model, src, paths[src], args,
                                                      files, draw_instances)))
@@ -206,17 +208,15 @@ def _run_inputs(model, inputs, paths, args, files, draw_instances):
                     continue
                 else:
                     _image(model, src, paths[src], args, files, draw_instances)
-            except KeyboardInterrupt:
-                raise
             except Exception as e:  # noqa: BLE001 - one bad input must not stop the others
                 fail(src, e)
             done += 1
         settle(0)
     except KeyboardInterrupt:
-        return failed, True, done + _stop(pool, pending)
+        interrupted = True
     finally:
-        _stop(pool, pending)
-    return failed, False, done
+        done += _stop(pool, pending)
+    return failed, interrupted, done
 
 
 def _stop(pool, pending) -> int:

@@ -25,8 +25,9 @@ Then the throughput on ``--batch-images`` random ``S x S`` images: files exporte
 ``--batch-openvino``, OpenVINO), with ``--workers W`` also the batch-1 file with W runs in
 flight (``predict(workers=W)``, sessions of ``--threads // W`` threads), and that their
 poses equal batch 1's; ``--batch-people``: 0 valid centres (the network and an empty
-decoder) or ``topk`` (every slot valid: the batched files run the global stage on all). Per image above, preprocessing (the same numpy code everywhere) is
-not timed; in the throughput rows it is (a normalisation here). Ratios are of the minima.
+decoder) or ``topk`` (every slot valid: the batched files run the global stage on all).
+Per image above, preprocessing (the same numpy code everywhere) is not timed; in the
+throughput rows it is (a normalisation here). Ratios are of the minima.
 """
 import json
 import os

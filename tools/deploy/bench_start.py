@@ -16,7 +16,6 @@ result each) and the runtime's extra seconds, and whether the runtime process im
 of torch, mmengine, mmcv, mmpose or logocap_mm. The ONNX file and image are only read.
 """
 import argparse
-import json
 import os
 import os.path as osp
 import statistics
@@ -24,9 +23,8 @@ import subprocess
 import sys
 import time
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from bench_common import ROOT, add_out, write_out  # noqa: E402
 
 BARE = r'''
 import sys
@@ -63,8 +61,7 @@ def parse_args(argv=None):
                                                '000000196141.jpg'))
     p.add_argument('--threads', type=int, default=2)
     p.add_argument('--rounds', type=int, default=5)
-    p.add_argument('--out', default=None, help='JSON results file')
-    args = p.parse_args(argv)
+    args = add_out(p).parse_args(argv)
     if args.rounds < 1 or args.threads < 1:
         p.error('--rounds and --threads must be >= 1')
     for path, what in ((args.onnx, 'ONNX file'), (args.image, '--image')):
@@ -86,7 +83,7 @@ def _time(code: str, args) -> tuple:
 
 def main(argv=None):
     args = parse_args(argv)
-    from logocap_rt.outputs import InputSet, atomic_write, check_output, json_text
+    from logocap_rt.outputs import InputSet, check_output, json_text
     inputs = InputSet([args.onnx, args.image])
     if args.out:
         check_output(args.out, inputs, '--out')
@@ -109,8 +106,7 @@ def main(argv=None):
           f"{res['median_s']['runtime']:.2f} s): +{res['runtime_extra_s']:.2f} s; "
           f"heavy modules imported by the runtime: {heavy or 'none'}; load "
           f"{load_before[0]:.2f} -> {res['load_after'][0]:.2f}")
-    if args.out:
-        atomic_write(args.out, json_text(res), inputs)
+    write_out(args, json_text(res), inputs)
     return res
 
 
